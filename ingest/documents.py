@@ -1,0 +1,63 @@
+"""Value types passed between parsing, chunking and the pipeline (no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class ElementKind(str, Enum):
+    title = "title"          # the document's own title (level 0 heading)
+    heading = "heading"      # a section heading; ``level`` says its depth (1 = top)
+    text = "text"            # narrative text / paragraph
+    list_item = "list_item"
+    table = "table"          # rows as text lines, header row first
+    other = "other"          # addresses, footers, code, anything else with text
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """One structural piece of a document; ``text == document.text[start:end]``."""
+
+    kind: ElementKind
+    start: int
+    end: int
+    page: int | None = None
+    level: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """What a parser hands on: the extracted text and its structure.
+
+    ``text`` is the document's extracted text (elements joined by blank lines); every offset
+    in the system (elements, chunks, citations) points into it.
+    """
+
+    text: str
+    elements: list[Element]
+    mime_type: str
+    title: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+class FailureReason(str, Enum):
+    unsupported_type = "unsupported_type"
+    encrypted = "encrypted"
+    no_extractable_text = "no_extractable_text"
+    corrupt = "corrupt"
+    empty = "empty"
+    too_large = "too_large"
+    timeout = "timeout"
+
+
+class ParseFailure(Exception):
+    """A file that cannot be ingested, with a machine-readable reason and a human detail."""
+
+    def __init__(self, reason: FailureReason, detail: str = ""):
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self):  # picklable across worker processes
+        return (ParseFailure, (self.reason, self.detail))
