@@ -1,0 +1,450 @@
+"""Transactional operations on the source-of-truth tables.
+
+Every write that changes what is searchable appends to ``change_log`` in the same
+transaction, so derived indexes can always catch up and a crash never leaves them ahead of,
+or silently behind, the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlmodel import Session
+
+from index.models import (
+    ChangeLog,
+    ChangeOp,
+    Chunk,
+    Collection,
+    Document,
+    DocumentStatus,
+    utcnow,
+)
+
+DEFAULT_COLLECTION = "default"
+
+
+@dataclass
+class NewChunk:
+    ordinal: int
+    text: str
+    token_count: int
+    start: int
+    end: int
+    pages: list[int]
+    heading_path: list[str]
+    kind: str = "text"
+    context: str = ""
+
+
+@dataclass
+class DocumentWrite:
+    """Everything needed to (re)place one document atomically."""
+
+    collection: str
+    source: str
+    sha256: str | None
+    title: str | None
+    mime_type: str | None
+    text: str
+    size_bytes: int
+    groups: list[str]
+    metadata: dict[str, Any]
+    chunks: list[NewChunk]
+    embeddings: np.ndarray  # float32 (len(chunks), dim)
+    embedding_fingerprint: str
+
+
+@dataclass
+class ChunkRecord:
+    """A chunk joined with the document attributes retrieval and citations need."""
+
+    id: int
+    document_id: int
+    ordinal: int
+    text: str
+    context: str
+    pages: list[int]
+    heading_path: list[str]
+    start: int
+    end: int
+    source: str
+    title: str | None
+    mime_type: str | None
+    collection: str
+    groups: list[str] = field(default_factory=list)
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def decode_vectors(blobs: Sequence[bytes], dim: int | None = None) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, dim or 0), dtype=np.float32)
+    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32)
+    width = dim or len(blobs[0]) // 4
+    return matrix.reshape(-1, width)
+
+
+def keyword_text(title: str | None, heading_path: Sequence[str], context: str, text: str) -> str:
+    """What the keyword index and the embedder see for a chunk: the chunk plus where it sits."""
+    parts = [p for p in (title or "", " > ".join(heading_path), context) if p]
+    parts.append(text)
+    return "\n".join(parts)
+
+
+class Store:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # --- collections ----------------------------------------------------------------------
+    def collection_id(self, name: str, *, create: bool = True) -> int | None:
+        with Session(self.engine) as session:
+            found = session.execute(select(Collection.id).where(Collection.name == name)).scalar_one_or_none()
+            if found is not None:
+                return found
+            if not create:
+                return None
+            row = Collection(name=name)
+            session.add(row)
+            try:
+                session.commit()
+            except Exception:  # a concurrent creator won the race
+                session.rollback()
+                return session.execute(select(Collection.id).where(Collection.name == name)).scalar_one()
+            return row.id
+
+    def collections(self) -> dict[int, str]:
+        with Session(self.engine) as session:
+            return {cid: name for cid, name in session.execute(select(Collection.id, Collection.name)).all()}
+
+    # --- documents --------------------------------------------------------------------------
+    def find_document(self, collection: str, source: str) -> Document | None:
+        cid = self.collection_id(collection, create=False)
+        if cid is None:
+            return None
+        with Session(self.engine) as session:
+            return session.execute(
+                select(Document).where(Document.collection_id == cid, Document.source == source)
+            ).scalars().first()
+
+    def get_document(self, document_id: int) -> Document | None:
+        with Session(self.engine) as session:
+            return session.get(Document, document_id)
+
+    def put_document(self, write: DocumentWrite) -> tuple[int, str]:
+        """Insert or replace a document and its chunks in one transaction.
+
+        Returns (document_id, "added" | "updated").
+        """
+        if len(write.chunks) != len(write.embeddings):
+            raise ValueError("one embedding per chunk")
+        cid = self.collection_id(write.collection)
+        now = utcnow()
+        with Session(self.engine) as session, session.begin():
+            existing = session.execute(
+                select(Document).where(Document.collection_id == cid, Document.source == write.source).with_for_update()
+            ).scalars().first()
+            if existing is None:
+                doc = Document(collection_id=cid, source=write.source, created_at=now)
+                session.add(doc)
+                outcome = "added"
+            else:
+                doc = existing
+                self._delete_chunks(session, doc.id)
+                outcome = "updated"
+            doc.sha256 = write.sha256
+            doc.title = write.title
+            doc.mime_type = write.mime_type
+            doc.text = write.text
+            doc.size_bytes = write.size_bytes
+            doc.groups = sorted(set(write.groups))
+            doc.doc_metadata = dict(write.metadata)
+            doc.status = DocumentStatus.indexed
+            doc.failure_reason = None
+            doc.failure_detail = None
+            doc.chunk_count = len(write.chunks)
+            doc.embedding_fingerprint = write.embedding_fingerprint
+            doc.updated_at = now
+            session.flush()
+            rows = [
+                {
+                    "document_id": doc.id,
+                    "ordinal": c.ordinal,
+                    "text": c.text,
+                    "context": c.context,
+                    "token_count": c.token_count,
+                    "start": c.start,
+                    "end": c.end,
+                    "pages": list(c.pages),
+                    "heading_path": list(c.heading_path),
+                    "kind": c.kind,
+                    "embedding": encode_vector(write.embeddings[i]),
+                }
+                for i, c in enumerate(write.chunks)
+            ]
+            if rows:
+                session.execute(insert(Chunk), rows)
+                ids = session.execute(
+                    select(Chunk.id).where(Chunk.document_id == doc.id).order_by(Chunk.ordinal)
+                ).scalars().all()
+                session.execute(
+                    insert(ChangeLog),
+                    [{"op": ChangeOp.add, "chunk_id": chunk_id, "document_id": doc.id, "created_at": now} for chunk_id in ids],
+                )
+            session.execute(insert(ChangeLog), [{"op": ChangeOp.document, "document_id": doc.id, "created_at": now}])
+            return doc.id, outcome
+
+    def put_failed_document(
+        self, collection: str, source: str, *, sha256: str | None, size_bytes: int, reason: str, detail: str,
+        groups: Sequence[str] = (), metadata: dict | None = None,
+    ) -> tuple[int, str]:
+        """Record a file that could not be ingested. A previously indexed version is withdrawn:
+        the source changed, so its old text no longer reflects it."""
+        cid = self.collection_id(collection)
+        now = utcnow()
+        with Session(self.engine) as session, session.begin():
+            doc = session.execute(
+                select(Document).where(Document.collection_id == cid, Document.source == source).with_for_update()
+            ).scalars().first()
+            outcome = "failed"
+            if doc is None:
+                doc = Document(collection_id=cid, source=source, created_at=now)
+                session.add(doc)
+            else:
+                self._delete_chunks(session, doc.id)
+            doc.sha256 = sha256
+            doc.size_bytes = size_bytes
+            doc.status = DocumentStatus.failed
+            doc.failure_reason = reason
+            doc.failure_detail = detail[:2000]
+            doc.chunk_count = 0
+            doc.text = ""
+            doc.groups = sorted(set(groups))
+            doc.doc_metadata = dict(metadata or {})
+            doc.updated_at = now
+            session.flush()
+            session.execute(insert(ChangeLog), [{"op": ChangeOp.document, "document_id": doc.id, "created_at": now}])
+            return doc.id, outcome
+
+    def update_document(self, document_id: int, *, metadata: dict | None = None, groups: Sequence[str] | None = None, title: str | None = None) -> Document | None:
+        """Change access groups or metadata without touching chunks or embeddings."""
+        with Session(self.engine) as session, session.begin():
+            doc = session.get(Document, document_id, with_for_update=True)
+            if doc is None:
+                return None
+            if metadata is not None:
+                doc.doc_metadata = dict(metadata)
+            if groups is not None:
+                doc.groups = sorted(set(groups))
+            if title is not None:
+                doc.title = title
+            doc.updated_at = utcnow()
+            session.execute(insert(ChangeLog), [{"op": ChangeOp.document, "document_id": doc.id, "created_at": doc.updated_at}])
+            session.flush()
+            session.expunge(doc)
+            return doc
+
+    def delete_document(self, document_id: int) -> bool:
+        with Session(self.engine) as session, session.begin():
+            doc = session.get(Document, document_id, with_for_update=True)
+            if doc is None:
+                return False
+            self._delete_chunks(session, document_id)
+            session.delete(doc)
+            session.execute(insert(ChangeLog), [{"op": ChangeOp.document, "document_id": document_id, "created_at": utcnow()}])
+            return True
+
+    def _delete_chunks(self, session: Session, document_id: int) -> None:
+        ids = session.execute(select(Chunk.id).where(Chunk.document_id == document_id)).scalars().all()
+        if not ids:
+            return
+        now = utcnow()
+        session.execute(
+            insert(ChangeLog),
+            [{"op": ChangeOp.delete, "chunk_id": chunk_id, "document_id": document_id, "created_at": now} for chunk_id in ids],
+        )
+        session.execute(delete(Chunk).where(Chunk.document_id == document_id))
+
+    def documents_in(self, collection: str) -> list[tuple[int, str]]:
+        cid = self.collection_id(collection, create=False)
+        if cid is None:
+            return []
+        with Session(self.engine) as session:
+            return [tuple(r) for r in session.execute(select(Document.id, Document.source).where(Document.collection_id == cid)).all()]
+
+    def list_documents(
+        self, *, collection: str | None = None, status: str | None = None, source_prefix: str | None = None,
+        after_id: int = 0, limit: int = 100, visible_groups: set[str] | None = None,
+    ) -> list[Document]:
+        with Session(self.engine) as session:
+            query = select(Document).where(Document.id > after_id)
+            if collection is not None:
+                cid = self.collection_id(collection, create=False)
+                if cid is None:
+                    return []
+                query = query.where(Document.collection_id == cid)
+            if status:
+                query = query.where(Document.status == status)
+            if source_prefix:
+                query = query.where(Document.source.startswith(source_prefix, autoescape=True))
+            query = query.order_by(Document.id)
+            out: list[Document] = []
+            # Access filtering is on the JSON groups column, evaluated here so it is identical
+            # on SQLite and Postgres; page until the limit is filled.
+            for doc in session.execute(query.execution_options(yield_per=500)).scalars():
+                if visible_groups is not None and doc.groups and not (set(doc.groups) & visible_groups):
+                    continue
+                session.expunge(doc)
+                out.append(doc)
+                if len(out) >= limit:
+                    break
+            return out
+
+    def document_attributes(self) -> list[tuple]:
+        """(id, collection_id, groups, source, mime_type, created_at, updated_at, metadata, status, title) for every document:
+        what the retrieval filter cache holds in memory."""
+        with Session(self.engine) as session:
+            return [
+                tuple(r)
+                for r in session.execute(
+                    select(
+                        Document.id, Document.collection_id, Document.groups, Document.source, Document.mime_type,
+                        Document.created_at, Document.updated_at, Document.doc_metadata, Document.status, Document.title,
+                    )
+                ).all()
+            ]
+
+    # --- chunks -----------------------------------------------------------------------------
+    def chunk_records(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        if not chunk_ids:
+            return {}
+        collections = self.collections()
+        out: dict[int, ChunkRecord] = {}
+        with Session(self.engine) as session:
+            ids = list(dict.fromkeys(int(i) for i in chunk_ids))
+            for start in range(0, len(ids), 900):
+                rows = session.execute(
+                    select(
+                        Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.text, Chunk.context, Chunk.pages, Chunk.heading_path,
+                        Chunk.start, Chunk.end, Document.source, Document.title, Document.mime_type, Document.collection_id,
+                        Document.groups,
+                    )
+                    .join(Document, Document.id == Chunk.document_id)
+                    .where(Chunk.id.in_(ids[start : start + 900]))
+                ).all()
+                for r in rows:
+                    out[r[0]] = ChunkRecord(
+                        id=r[0], document_id=r[1], ordinal=r[2], text=r[3], context=r[4], pages=list(r[5] or []),
+                        heading_path=list(r[6] or []), start=r[7], end=r[8], source=r[9], title=r[10], mime_type=r[11],
+                        collection=collections.get(r[12], ""), groups=list(r[13] or []),
+                    )
+        return out
+
+    def chunk_embeddings(self, chunk_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) for those of ``chunk_ids`` that still exist, in no particular order."""
+        found_ids: list[int] = []
+        blobs: list[bytes] = []
+        with Session(self.engine) as session:
+            ids = [int(i) for i in chunk_ids]
+            for start in range(0, len(ids), 900):
+                for cid, blob in session.execute(
+                    select(Chunk.id, Chunk.embedding).where(Chunk.id.in_(ids[start : start + 900]))
+                ).all():
+                    if blob is not None:
+                        found_ids.append(cid)
+                        blobs.append(blob)
+        return np.asarray(found_ids, dtype=np.int64), decode_vectors(blobs)
+
+    def iter_chunks_for_index(self, batch: int = 2000) -> Iterator[list[tuple]]:
+        """Every live chunk as (chunk_id, document_id, keyword text, embedding blob), in id
+        order: what a full rebuild of the derived indexes reads. No re-embedding needed."""
+        last = 0
+        while True:
+            with Session(self.engine) as session:
+                rows = session.execute(
+                    select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding)
+                    .join(Document, Document.id == Chunk.document_id)
+                    .where(Chunk.id > last)
+                    .order_by(Chunk.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            yield [(r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5]), r[6]) for r in rows]
+            last = rows[-1][0]
+
+    def index_rows(self, chunk_ids: Sequence[int]) -> list[tuple]:
+        """Same shape as ``iter_chunks_for_index`` rows, for specific chunks (catch-up)."""
+        out: list[tuple] = []
+        with Session(self.engine) as session:
+            ids = [int(i) for i in chunk_ids]
+            for start in range(0, len(ids), 900):
+                rows = session.execute(
+                    select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding)
+                    .join(Document, Document.id == Chunk.document_id)
+                    .where(Chunk.id.in_(ids[start : start + 900]))
+                ).all()
+                out.extend((r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5]), r[6]) for r in rows)
+        return out
+
+    def replace_embeddings(self, updates: Sequence[tuple[int, np.ndarray]], fingerprint: str, document_ids: Sequence[int]) -> None:
+        """Re-embedding (reindex --reembed): new vectors for existing chunks, same chunk ids."""
+        with Session(self.engine) as session, session.begin():
+            for chunk_id, vector in updates:
+                session.execute(update(Chunk).where(Chunk.id == chunk_id).values(embedding=encode_vector(vector)))
+            if document_ids:
+                session.execute(update(Document).where(Document.id.in_(list(document_ids))).values(embedding_fingerprint=fingerprint))
+
+    # --- change log ---------------------------------------------------------------------------
+    def max_seq(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.execute(select(func.max(ChangeLog.seq))).scalar() or 0)
+
+    def changes_since(self, seq: int, limit: int = 50_000) -> list[tuple[int, str, int | None, int | None]]:
+        with Session(self.engine) as session:
+            return [
+                tuple(r)
+                for r in session.execute(
+                    select(ChangeLog.seq, ChangeLog.op, ChangeLog.chunk_id, ChangeLog.document_id)
+                    .where(ChangeLog.seq > seq)
+                    .order_by(ChangeLog.seq)
+                    .limit(limit)
+                ).all()
+            ]
+
+    # --- stats ----------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            documents = session.execute(select(func.count()).select_from(Document)).scalar() or 0
+            by_status = dict(session.execute(select(Document.status, func.count()).group_by(Document.status)).all())
+            chunks = session.execute(select(func.count()).select_from(Chunk)).scalar() or 0
+            collections = session.execute(select(func.count()).select_from(Collection)).scalar() or 0
+            last_update = session.execute(select(func.max(Document.updated_at))).scalar()
+        return {
+            "documents": int(documents),
+            "documents_by_status": {k: int(v) for k, v in by_status.items()},
+            "chunks": int(chunks),
+            "collections": int(collections),
+            "last_update": last_update.isoformat() if isinstance(last_update, datetime) else None,
+            "change_log_position": self.max_seq(),
+        }
+
+    def live_chunk_ids(self) -> np.ndarray:
+        with Session(self.engine) as session:
+            return np.asarray(session.execute(select(Chunk.id).order_by(Chunk.id)).scalars().all(), dtype=np.int64)
+
+    def fingerprints(self) -> dict[str, int]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(Document.embedding_fingerprint, func.count())
+                .where(Document.status == DocumentStatus.indexed, Document.chunk_count > 0)
+                .group_by(Document.embedding_fingerprint)
+            ).all()
+        return {str(fp): int(n) for fp, n in rows}
