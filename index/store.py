@@ -323,7 +323,7 @@ class Store:
 
     # --- chunks -----------------------------------------------------------------------------
     def chunk_records(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
-        if not chunk_ids:
+        if len(chunk_ids) == 0:
             return {}
         collections = self.collections()
         out: dict[int, ChunkRecord] = {}

@@ -1,0 +1,110 @@
+"""In-memory document attributes: turns (principal, filters) into the allowed id sets.
+
+Retrieval hands these sets to FAISS (as an id selector) and to BM25 (as a term-set filter)
+so access control and filters apply inside the search, before the top-k cut. Evaluating them
+here, on plain Python values, also makes filtering identical on SQLite and Postgres.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlmodel import Session
+
+from index.models import Chunk
+from index.store import Store
+
+
+@dataclass(frozen=True)
+class DocAttrs:
+    id: int
+    collection: str
+    groups: frozenset[str]
+    source: str
+    mime_type: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    metadata: dict[str, Any]
+    indexed: bool
+    title: str | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class Catalog:
+    def __init__(self, store: Store):
+        self.store = store
+        self._lock = threading.Lock()
+        self.docs: dict[int, DocAttrs] = {}
+        self.doc_chunks: dict[int, np.ndarray] = {}
+        self.position = -1
+
+    def refresh(self, position: int | None = None) -> None:
+        """Reload when the change log moved. Cheap enough for ~100k documents / 1M chunks."""
+        position = self.store.max_seq() if position is None else position
+        if position == self.position:
+            return
+        with self._lock:
+            if position == self.position:
+                return
+            collections = self.store.collections()
+            docs: dict[int, DocAttrs] = {}
+            for (doc_id, cid, groups, source, mime, created, updated, metadata, status, title) in self.store.document_attributes():
+                docs[doc_id] = DocAttrs(
+                    doc_id, collections.get(cid, ""), frozenset(groups or []), source, mime, _aware(created), _aware(updated),
+                    dict(metadata or {}), status == "indexed", title,
+                )
+            with Session(self.store.engine) as session:
+                rows = session.execute(select(Chunk.document_id, Chunk.id).order_by(Chunk.document_id, Chunk.id)).all()
+            doc_chunks: dict[int, np.ndarray] = {}
+            if rows:
+                arr = np.asarray(rows, dtype=np.int64)
+                boundaries = np.flatnonzero(np.diff(arr[:, 0])) + 1
+                for piece in np.split(arr, boundaries):
+                    doc_chunks[int(piece[0, 0])] = piece[:, 1].copy()
+            self.docs, self.doc_chunks, self.position = docs, doc_chunks, position
+
+    def allowed_documents(self, can_see: Callable[[frozenset[str]], bool], filters, *, everything_visible: bool) -> np.ndarray | None:
+        """Sorted ids of indexed documents the caller may see that pass the filters, or None
+        when nothing restricts the search (no filter, caller sees everything)."""
+        if everything_visible and (filters is None or filters.is_empty()):
+            return None
+        out = [d.id for d in self.docs.values() if d.indexed and can_see(d.groups) and matches(d, filters)]
+        return np.asarray(sorted(out), dtype=np.int64)
+
+    def chunk_ids(self, document_ids: np.ndarray) -> np.ndarray:
+        parts = [self.doc_chunks[int(d)] for d in document_ids if int(d) in self.doc_chunks]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate(parts))
+
+
+def matches(doc: DocAttrs, filters) -> bool:
+    if filters is None:
+        return True
+    if filters.collections and doc.collection not in filters.collections:
+        return False
+    if filters.document_ids and doc.id not in filters.document_ids:
+        return False
+    if filters.source_prefix and not doc.source.startswith(filters.source_prefix):
+        return False
+    if filters.mime_types and doc.mime_type not in filters.mime_types:
+        return False
+    if filters.updated_after and (doc.updated_at is None or doc.updated_at < _aware(filters.updated_after)):
+        return False
+    if filters.updated_before and (doc.updated_at is None or doc.updated_at > _aware(filters.updated_before)):
+        return False
+    for key, wanted in (filters.metadata or {}).items():
+        if doc.metadata.get(key) != wanted:
+            return False
+    return True

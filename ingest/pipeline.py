@@ -1,0 +1,383 @@
+"""The ingestion job: files -> parse (worker processes) -> chunk -> embed (batched) -> store.
+
+Parsing runs in killable worker processes while this process chunks and embeds, so the two
+overlap. A document becomes durable ("acknowledged") only when its single transaction
+commits; everything before that is redone by re-running the same job, which is why a
+``kill -9`` at any moment is harmless. Derived indexes are not touched here: they catch up
+from the change log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from index.models import DocumentStatus, IngestJob, IngestJobFile, JobStatus, utcnow
+from index.settings import Settings
+from index.store import DocumentWrite, NewChunk, Store
+from ingest.chunking import ChunkSpan, chunk_document
+from ingest.documents import FailureReason, ParsedDocument, ParseFailure
+from ingest.embedder import Embedder
+from ingest.tokens import TokenCounter
+
+log = logging.getLogger(__name__)
+
+FILE_STATUSES = ("added", "updated", "unchanged", "removed", "failed")
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str
+    reason: str | None = None
+    chunks: int = 0
+    detail: str | None = None
+    document_id: int | None = None
+
+
+@dataclass
+class JobSummary:
+    job_id: str
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    def to_json(self) -> dict:
+        return {
+            "job_id": self.job_id,
+            **{status: self.count(status) for status in FILE_STATUSES},
+            "chunks": sum(f.chunks for f in self.files if f.status in ("added", "updated")),
+            "seconds": round(self.seconds, 3),
+            "files": [
+                {"path": f.path, "status": f.status, "reason": f.reason, "chunks": f.chunks}
+                | ({"detail": f.detail} if f.detail else {})
+                for f in self.files
+            ],
+        }
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files under the given files and folders, recursively, sorted, symlinks resolved, each once."""
+    seen: dict[Path, None] = {}
+    for root in paths:
+        root = Path(root)
+        if root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith("."):
+                        continue
+                    candidate = Path(dirpath) / name
+                    if candidate.is_file():
+                        seen.setdefault(candidate.resolve(), None)
+        elif root.is_file():
+            seen.setdefault(root.resolve(), None)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {root}")
+    return list(seen)
+
+
+def embedding_text(title: str | None, heading_path: Sequence[str], context: str, text: str, tokens: TokenCounter, prefix_budget: int) -> str:
+    """The chunk as the embedder sees it: a bounded prefix saying where it sits, then its text.
+
+    The prefix is cut to ``prefix_budget`` tokens so prefix + chunk never exceeds the model's
+    sequence length (the chunker budgets the chunk itself): nothing is truncated silently.
+    """
+    prefix = "\n".join(p for p in (title or "", " > ".join(heading_path), context) if p)
+    if not prefix or prefix_budget <= 0:
+        return text
+    spans = tokens.token_spans(prefix)
+    if len(spans) > prefix_budget:
+        prefix = prefix[: spans[prefix_budget - 1][1]]
+    return f"{prefix}\n{text}"
+
+
+def chunk_budget(settings: Settings, embedder: Embedder) -> int:
+    if settings.chunk_max_tokens:
+        return settings.chunk_max_tokens
+    # [CLS] and [SEP], the prefix reserve, and one token for the newline joining them.
+    return max(16, embedder.max_seq_length - 2 - settings.chunk_prefix_tokens - 1)
+
+
+@dataclass
+class _Pending:
+    path: Path
+    source: str
+    sha256: str
+    size: int
+    parsed: ParsedDocument
+    spans: list[ChunkSpan]
+    texts: list[str]  # embedding texts
+
+
+def _job_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    if not owner or ":" not in owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # cannot tell; assume another machine is still on it
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_orphaned_jobs(store: Store) -> int:
+    """Jobs left 'running' by a process that died are marked interrupted (they can be re-run)."""
+    changed = 0
+    with Session(store.engine) as session, session.begin():
+        for job in session.execute(select(IngestJob).where(IngestJob.status == JobStatus.running)).scalars():
+            if not _owner_alive(job.owner):
+                job.status = JobStatus.interrupted
+                job.error = "the process running this job stopped before it finished; re-run it to resume"
+                job.updated_at = utcnow()
+                changed += 1
+    return changed
+
+
+class IngestRunner:
+    """One ingestion job. Re-running the same job after a crash finishes the work."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        embedder: Embedder,
+        tokens: TokenCounter,
+        *,
+        parser_factory: Callable[[], object] | None = None,
+        progress: bool | None = None,
+    ):
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.tokens = tokens
+        self.parser_factory = parser_factory
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.max_tokens = chunk_budget(settings, embedder)
+
+    # ---------------------------------------------------------------------------------------
+    def create_job(self, params: dict, job_id: str | None = None) -> str:
+        job_id = job_id or uuid.uuid4().hex
+        with Session(self.store.engine) as session, session.begin():
+            if session.get(IngestJob, job_id) is None:
+                session.add(IngestJob(id=job_id, status=JobStatus.queued, params=params))
+        return job_id
+
+    def run(
+        self,
+        paths: Sequence[Path],
+        *,
+        collection: str = "default",
+        groups: Sequence[str] = (),
+        metadata: dict | None = None,
+        sync: bool = False,
+        job_id: str | None = None,
+        source_names: dict[Path, str] | None = None,
+    ) -> JobSummary:
+        started = time.perf_counter()
+        mark_orphaned_jobs(self.store)
+        params = {"paths": [str(p) for p in paths], "collection": collection, "groups": list(groups), "sync": sync}
+        job_id = self.create_job(params, job_id)
+        self._set_job(job_id, status=JobStatus.running, started_at=utcnow(), owner=_job_owner(), error=None)
+        summary = JobSummary(job_id=job_id)
+        try:
+            files = expand_paths(paths)
+            self._process(files, summary, collection, list(groups), metadata or {}, source_names or {})
+            if sync:
+                self._sync(files, paths, summary, collection, source_names or {})
+        except BaseException as exc:
+            self._set_job(job_id, status=JobStatus.failed if isinstance(exc, Exception) else JobStatus.interrupted,
+                          error=f"{type(exc).__name__}: {exc}", finished_at=utcnow(), counts=self._counts(summary))
+            raise
+        summary.seconds = time.perf_counter() - started
+        self._set_job(job_id, status=JobStatus.done, finished_at=utcnow(), counts=self._counts(summary))
+        return summary
+
+    # ---------------------------------------------------------------------------------------
+    def _counts(self, summary: JobSummary) -> dict[str, int]:
+        return {status: summary.count(status) for status in FILE_STATUSES} | {"files": len(summary.files)}
+
+    def _set_job(self, job_id: str, **values) -> None:
+        values["updated_at"] = utcnow()
+        with Session(self.store.engine) as session, session.begin():
+            session.execute(update(IngestJob).where(IngestJob.id == job_id).values(**values))
+
+    def _record(self, summary: JobSummary, result: FileResult, bar) -> None:
+        summary.files.append(result)
+        with Session(self.store.engine) as session, session.begin():
+            session.add(IngestJobFile(job_id=summary.job_id, path=result.path, status=result.status, reason=result.reason,
+                                      detail=result.detail, chunks=result.chunks, document_id=result.document_id))
+            session.execute(update(IngestJob).where(IngestJob.id == summary.job_id).values(counts=self._counts(summary), updated_at=utcnow()))
+        if bar is not None:
+            bar.update(1)
+
+    def _source_for(self, path: Path, source_names: dict[Path, str]) -> str:
+        return source_names.get(path, str(path))
+
+    def _process(self, files: list[Path], summary: JobSummary, collection: str, groups: list[str], metadata: dict, source_names: dict[Path, str]) -> None:
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(files), unit="file", desc="ingest", dynamic_ncols=True)
+        chunk_total = 0
+        t0 = time.perf_counter()
+        to_parse: list[Path] = []
+        meta_by_path: dict[Path, tuple[str, int]] = {}
+        for path in files:
+            source = self._source_for(path, source_names)
+            try:
+                size = path.stat().st_size
+                digest = sha256_of(path)
+            except OSError as exc:
+                self._record(summary, FileResult(source, "failed", FailureReason.corrupt.value, detail=f"unreadable: {exc}"), bar)
+                continue
+            existing = self.store.find_document(collection, source)
+            if existing is not None and existing.sha256 == digest and (
+                existing.status == DocumentStatus.failed
+                or existing.embedding_fingerprint == self.embedder.fingerprint
+            ):
+                if sorted(set(groups)) != list(existing.groups) or (metadata and metadata != existing.doc_metadata):
+                    self.store.update_document(existing.id, groups=groups, metadata=metadata or None)
+                if existing.status == DocumentStatus.failed:
+                    result = FileResult(source, "failed", existing.failure_reason, detail=existing.failure_detail, document_id=existing.id)
+                else:
+                    result = FileResult(source, "unchanged", chunks=existing.chunk_count, document_id=existing.id)
+                self._record(summary, result, bar)
+                continue
+            if size > self.settings.max_file_bytes:
+                self._fail(summary, collection, source, digest, size, ParseFailure(FailureReason.too_large, f"{size} bytes > max_file_bytes={self.settings.max_file_bytes}"), groups, metadata, bar)
+                continue
+            meta_by_path[path] = (digest, size)
+            to_parse.append(path)
+
+        if not to_parse:
+            if bar is not None:
+                bar.close()
+            return
+
+        pending: list[_Pending] = []
+        pending_chunks = 0
+        flush_at = max(self.settings.embedding_batch_size * 4, 64)
+        with self._parser() as pool:
+            for path, outcome in pool.imap_unordered(to_parse):
+                path = Path(path)
+                source = self._source_for(path, source_names)
+                digest, size = meta_by_path[path]
+                if isinstance(outcome, ParseFailure):
+                    self._fail(summary, collection, source, digest, size, outcome, groups, metadata, bar)
+                    continue
+                try:
+                    spans = chunk_document(outcome, self.tokens, max_tokens=self.max_tokens, overlap_tokens=self.settings.chunk_overlap_tokens)
+                except Exception as exc:  # a chunker bug must not take the job down
+                    log.exception("chunking failed for %s", source)
+                    self._fail(summary, collection, source, digest, size, ParseFailure(FailureReason.corrupt, f"chunking failed: {type(exc).__name__}: {exc}"), groups, metadata, bar)
+                    continue
+                if not spans:
+                    self._fail(summary, collection, source, digest, size, ParseFailure(FailureReason.no_extractable_text, "no text to index after parsing"), groups, metadata, bar)
+                    continue
+                texts = [
+                    embedding_text(outcome.title, s.heading_path, s.context, outcome.text[s.start : s.end], self.tokens, self.settings.chunk_prefix_tokens)
+                    for s in spans
+                ]
+                pending.append(_Pending(path, source, digest, size, outcome, spans, texts))
+                pending_chunks += len(spans)
+                if pending_chunks >= flush_at:
+                    chunk_total += self._flush(pending, summary, collection, groups, metadata, bar)
+                    pending, pending_chunks = [], 0
+                    if bar is not None:
+                        bar.set_postfix(chunks_per_s=f"{chunk_total / max(time.perf_counter() - t0, 1e-9):.1f}")
+            if pending:
+                chunk_total += self._flush(pending, summary, collection, groups, metadata, bar)
+        if bar is not None:
+            bar.set_postfix(chunks_per_s=f"{chunk_total / max(time.perf_counter() - t0, 1e-9):.1f}")
+            bar.close()
+
+    def _parser(self):
+        if self.parser_factory is not None:
+            return self.parser_factory()
+        from ingest.parser_pool import ParserPool
+
+        return ParserPool.from_settings(self.settings)
+
+    def _flush(self, pending: list[_Pending], summary: JobSummary, collection: str, groups: list[str], metadata: dict, bar) -> int:
+        """Embed many documents' chunks in one batched call, then commit each document alone."""
+        all_texts = [t for p in pending for t in p.texts]
+        vectors = self.embedder.embed_documents(all_texts)
+        offset = 0
+        written = 0
+        for item in pending:
+            n = len(item.spans)
+            doc_vectors = vectors[offset : offset + n]
+            offset += n
+            chunks = [
+                NewChunk(
+                    ordinal=s.ordinal, text=item.parsed.text[s.start : s.end], token_count=s.token_count, start=s.start, end=s.end,
+                    pages=list(s.pages), heading_path=list(s.heading_path), kind=s.kind, context=s.context,
+                )
+                for s in item.spans
+            ]
+            doc_id, outcome = self.store.put_document(
+                DocumentWrite(
+                    collection=collection, source=item.source, sha256=item.sha256, title=item.parsed.title or Path(item.source).name,
+                    mime_type=item.parsed.mime_type, text=item.parsed.text, size_bytes=item.size, groups=groups,
+                    metadata={**item.parsed.metadata, **metadata}, chunks=chunks, embeddings=np.asarray(doc_vectors, dtype=np.float32),
+                    embedding_fingerprint=self.embedder.fingerprint,
+                )
+            )
+            written += n
+            self._record(summary, FileResult(item.source, outcome, chunks=n, document_id=doc_id), bar)
+        return written
+
+    def _fail(self, summary: JobSummary, collection: str, source: str, digest: str, size: int, failure: ParseFailure, groups, metadata, bar) -> None:
+        doc_id, _ = self.store.put_failed_document(
+            collection, source, sha256=digest, size_bytes=size, reason=failure.reason.value, detail=failure.detail,
+            groups=groups, metadata=metadata,
+        )
+        self._record(summary, FileResult(source, "failed", failure.reason.value, detail=failure.detail, document_id=doc_id), bar)
+
+    def _sync(self, files: list[Path], roots: Sequence[Path], summary: JobSummary, collection: str, source_names: dict[Path, str]) -> None:
+        """Remove documents under the given roots whose source file is gone."""
+        present = {self._source_for(p, source_names) for p in files}
+        root_prefixes = [str(Path(r).resolve()) for r in roots]
+        for doc_id, source in self.store.documents_in(collection):
+            if source in present:
+                continue
+            if not any(source == r or source.startswith(r.rstrip(os.sep) + os.sep) for r in root_prefixes):
+                continue
+            if self.store.delete_document(doc_id):
+                self._record(summary, FileResult(source, "removed", document_id=doc_id), None)
+
+
+def summary_counts(summary: JobSummary) -> dict:
+    return asdict(summary)

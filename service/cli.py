@@ -1,0 +1,395 @@
+"""`groundwork`: the command line for admins and scripts.
+
+Exit codes (stable, scripts rely on them):
+  0  the command ran (an ingest job with some failed files still exits 0; see its summary)
+  1  the command ran and found a problem (`verify`: inconsistent; `ask`: no grounded answer
+     with --strict; `documents show/delete`: no such document)
+  2  bad usage (unknown flag, bad value)
+  3  the job itself could not run (database unreachable, model not available offline, ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="groundwork", description="Groundwork: grounded answers over your documents.")
+    parser.add_argument("--data-dir", type=Path, help="data directory (GROUNDWORK_DATA_DIR, default ./groundwork-data)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (GROUNDWORK_DATABASE_URL); default SQLite in the data directory")
+    parser.add_argument("--embedding-model", help="sentence-transformers model name or local path (GROUNDWORK_EMBEDDING_MODEL)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="ingest files and folders (recursive); idempotent and resumable")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--collection", default="default")
+    p.add_argument("--group", dest="groups", action="append", default=[], help="access group (repeatable); none = visible to all")
+    p.add_argument("--sync", action="store_true", help="remove documents whose source file under PATHS is gone")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object")
+    p.add_argument("--no-progress", action="store_true")
+
+    for name, help_text in (("search", "hybrid search"), ("ask", "grounded answer with citations")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("query")
+        p.add_argument("--k", type=int, default=None)
+        if name == "search":
+            p.add_argument("--mode", choices=["hybrid", "dense", "keyword"], default="hybrid")
+            p.add_argument("--collapse", action="store_true", help="one result per document")
+        p.add_argument("--collection", action="append", default=None)
+        p.add_argument("--as-group", dest="as_groups", action="append", default=None,
+                       help="run as a principal with these groups (default: the local admin sees everything)")
+        p.add_argument("--no-rerank", action="store_true")
+        p.add_argument("--json", action="store_true")
+        if name == "ask":
+            p.add_argument("--strict", action="store_true", help="exit 1 when the knowledge base has no answer")
+
+    p = sub.add_parser("documents", help="list, show or delete documents")
+    dsub = p.add_subparsers(dest="action", required=True)
+    d = dsub.add_parser("list")
+    d.add_argument("--collection")
+    d.add_argument("--status", choices=["indexed", "failed"])
+    d.add_argument("--limit", type=int, default=100)
+    d.add_argument("--json", action="store_true")
+    d = dsub.add_parser("show")
+    d.add_argument("id", type=int)
+    d.add_argument("--json", action="store_true")
+    d = dsub.add_parser("delete")
+    d.add_argument("id", type=int)
+
+    p = sub.add_parser("stats", help="counts of documents, chunks and vectors")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("verify", help="compare the database with the indexes (exit 1 when inconsistent)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("reindex", help="rebuild the indexes from stored embeddings into a new version and switch atomically")
+    p.add_argument("--reembed", action="store_true", help="re-embed every chunk with the configured model first")
+
+    p = sub.add_parser("eval", help="retrieval quality on a BEIR-format dataset")
+    p.add_argument("--beir", type=Path, required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    p.add_argument("--split", default="test")
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--max-queries", type=int, default=0, help="evaluate the first N judged queries only (0 = all)")
+    p.add_argument("--modes", default="dense,keyword,hybrid,hybrid+rerank")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("serve", help="run the HTTP API")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--dev", action="store_true", help="auth off (loopback only), for local trials")
+    p.add_argument("--ingest", type=Path, action="append", default=[], help="ingest these paths before serving")
+
+    p = sub.add_parser("keys", help="API keys")
+    ksub = p.add_subparsers(dest="action", required=True)
+    k = ksub.add_parser("create")
+    k.add_argument("--role", choices=["reader", "writer", "admin"], required=True)
+    k.add_argument("--group", dest="groups", action="append", default=[])
+    k.add_argument("--name", default="")
+    k = ksub.add_parser("list")
+    k.add_argument("--json", action="store_true")
+    k = ksub.add_parser("revoke")
+    k.add_argument("key_id", help="key prefix or id")
+    return parser
+
+
+def _settings(args):
+    from index.settings import Settings
+
+    overrides = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    if args.embedding_model:
+        overrides["embedding_model"] = args.embedding_model
+    return Settings(**overrides)
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ingest.model_paths import force_offline
+
+    force_offline()
+    try:
+        settings = _settings(args)
+    except Exception as exc:
+        print(f"groundwork: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args, settings)
+    except KeyboardInterrupt:
+        print("groundwork: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the job itself could not run
+        if args.verbose:
+            raise
+        print(f"groundwork: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _app(settings, **kw):
+    from service.engine import Groundwork
+
+    return Groundwork(settings, **kw)
+
+
+def cmd_ingest(args, settings) -> int:
+    gw = _app(settings)
+    try:
+        summary = gw.ingest(args.paths, collection=args.collection, groups=args.groups, sync=args.sync,
+                            progress=False if (args.no_progress or args.json) else None)
+        indexed_now = gw.indexes.lock.held
+        gw.refresh_indexes()
+        out = summary.to_json()
+        if args.json:
+            _print_json(out)
+        else:
+            print(f"job {out['job_id']}: {out['added']} added, {out['updated']} updated, {out['unchanged']} unchanged, "
+                  f"{out['removed']} removed, {out['failed']} failed; {out['chunks']} chunks in {out['seconds']:.1f}s")
+            for f in out["files"]:
+                if f["status"] == "failed":
+                    print(f"  failed  {f['path']}: {f['reason']}" + (f" ({f.get('detail')})" if f.get("detail") else ""))
+            if not indexed_now:
+                print("note: another process (the running service) maintains the indexes; it will pick these changes up")
+        return EXIT_OK
+    finally:
+        gw.close()
+
+
+def _principal(args):
+    from service.query_types import Principal
+
+    if args.as_groups:
+        return Principal(id="cli", groups=frozenset(args.as_groups))
+    return Principal(id="cli-admin", all_access=True)
+
+
+def _filters(args):
+    from service.query_types import SearchFilters
+
+    return SearchFilters(collections=tuple(args.collection)) if args.collection else None
+
+
+def cmd_search(args, settings) -> int:
+    gw = _app(settings, index_writer=True)
+    try:
+        outcome = gw.search(args.query, k=args.k or 10, mode=args.mode, filters=_filters(args), principal=_principal(args),
+                            rerank=False if args.no_rerank else None, collapse_documents=args.collapse)
+        if args.json:
+            _print_json({
+                "results": [_hit_json(h) for h in outcome.hits],
+                "provenance": gw.provenance(reranked=outcome.reranked),
+                "timings_ms": outcome.timings_ms,
+            })
+            return EXIT_OK
+        if not outcome.hits:
+            print("no results")
+        for rank, hit in enumerate(outcome.hits, 1):
+            where = hit.source + (f" p.{hit.page}" if hit.page else "") + (f" § {hit.section}" if hit.section else "")
+            snippet = " ".join(hit.text.split())[:220]
+            print(f"{rank:>2}. [{hit.score:.4f}] {hit.title or ''} ({where})\n    {snippet}")
+        return EXIT_OK
+    finally:
+        gw.close()
+
+
+def _hit_json(hit) -> dict:
+    return {
+        "chunk_id": hit.chunk_id, "document_id": hit.document_id, "source": hit.source, "title": hit.title, "text": hit.text,
+        "score": hit.score, "page": hit.page, "section": hit.section, "collection": hit.collection,
+    }
+
+
+def cmd_ask(args, settings) -> int:
+    gw = _app(settings)
+    try:
+        answer, outcome = gw.answer(args.query, k=args.k, filters=_filters(args), principal=_principal(args),
+                                    rerank=False if args.no_rerank else None)
+        if args.json:
+            from dataclasses import asdict
+
+            _print_json({
+                "answer": answer.text, "grounded": answer.grounded, "citations": [asdict(c) for c in answer.citations],
+                "dropped_citations": answer.dropped_citations, "results": [_hit_json(h) for h in outcome.hits],
+                "provenance": gw.provenance(reranked=outcome.reranked), "timings_ms": outcome.timings_ms,
+            })
+        else:
+            print(answer.text)
+            if answer.citations:
+                print()
+                for c in answer.citations:
+                    where = c.source + (f", p.{c.page}" if c.page else "")
+                    print(f"[{c.marker}] {c.title or ''} ({where}): \"{c.quote}\"")
+        return EXIT_PROBLEM if (args.strict and not answer.grounded) else EXIT_OK
+    finally:
+        gw.close()
+
+
+def cmd_documents(args, settings) -> int:
+    from index.db import open_database
+    from index.store import Store
+
+    store = Store(open_database(settings))
+    if args.action == "list":
+        docs = store.list_documents(collection=args.collection, status=args.status, limit=args.limit)
+        collections = store.collections()
+        rows = [{"id": d.id, "collection": collections.get(d.collection_id), "source": d.source, "title": d.title, "status": d.status,
+                 "reason": d.failure_reason, "chunks": d.chunk_count, "updated_at": d.updated_at} for d in docs]
+        if args.json:
+            _print_json(rows)
+        else:
+            for r in rows:
+                print(f"{r['id']:>6}  {r['status']:<8} {r['chunks']:>5} chunks  {r['source']}" + (f"  ({r['reason']})" if r["reason"] else ""))
+        return EXIT_OK
+    if args.action == "show":
+        doc = store.get_document(args.id)
+        if doc is None:
+            print(f"no document {args.id}", file=sys.stderr)
+            return EXIT_PROBLEM
+        data = doc.model_dump(exclude={"text"})
+        data["metadata"] = data.pop("doc_metadata", {})
+        data["text_chars"] = len(doc.text)
+        if args.json:
+            _print_json(data)
+        else:
+            for key, value in data.items():
+                print(f"{key:>22}: {value}")
+        return EXIT_OK
+    if args.action == "delete":
+        if not store.delete_document(args.id):
+            print(f"no document {args.id}", file=sys.stderr)
+            return EXIT_PROBLEM
+        print(f"deleted document {args.id}; indexes catch up from the change log")
+        return EXIT_OK
+    return EXIT_USAGE
+
+
+def cmd_stats(args, settings) -> int:
+    gw = _app(settings)
+    try:
+        stats = gw.stats()
+        if args.json:
+            _print_json(stats)
+        else:
+            for key, value in stats.items():
+                print(f"{key:>22}: {value}")
+        return EXIT_OK
+    finally:
+        gw.close()
+
+
+def cmd_verify(args, settings) -> int:
+    gw = _app(settings)
+    try:
+        report = gw.verify()
+        if args.json:
+            _print_json(report)
+        else:
+            print("consistent" if report["consistent"] else "INCONSISTENT")
+            for key in ("documents", "chunks", "vectors", "keyword_docs", "index_version", "position", "database_position"):
+                print(f"{key:>18}: {report.get(key)}")
+            for problem in report["problems"]:
+                print(f"  problem: {problem}")
+        return EXIT_OK if report["consistent"] else EXIT_PROBLEM
+    finally:
+        gw.close()
+
+
+def cmd_reindex(args, settings) -> int:
+    gw = _app(settings)
+    try:
+        version = gw.reindex(reembed=args.reembed)
+        print(f"switched to index version {version}")
+        return EXIT_OK
+    finally:
+        gw.close()
+
+
+def cmd_eval(args, settings) -> int:
+    from service.beir import run_beir_eval
+
+    gw = _app(settings)
+    try:
+        report = run_beir_eval(gw, args.beir, split=args.split, k=args.k, max_queries=args.max_queries,
+                               modes=[m.strip() for m in args.modes.split(",") if m.strip()])
+        if args.json:
+            _print_json(report)
+        else:
+            print(f"dataset {report['dataset']} split {report['split']}: {report['queries']} queries, {report['corpus']} documents")
+            print(f"{'mode':<16}{'nDCG@10':>10}{'recall@' + str(args.k):>12}{'MRR@10':>10}{'q/s':>8}")
+            for mode, m in report["modes"].items():
+                if "error" in m:
+                    print(f"{mode:<16}  {m['error']}")
+                    continue
+                print(f"{mode:<16}{m['ndcg@10']:>10.4f}{m[f'recall@{args.k}']:>12.4f}{m['mrr@10']:>10.4f}{m['qps']:>8.1f}")
+        return EXIT_OK
+    finally:
+        gw.close()
+
+
+def cmd_serve(args, settings) -> int:
+    from service.server import serve
+
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    if args.dev:
+        settings.auth = "off"
+    return serve(settings, ingest_paths=args.ingest) or EXIT_OK
+
+
+def cmd_keys(args, settings) -> int:
+    from index.db import open_database
+    from index.store import Store
+    from service import auth
+
+    store = Store(open_database(settings))
+    if args.action == "create":
+        plaintext, key = auth.create_key(store, role=args.role, groups=args.groups, name=args.name)
+        print(f"created {key.role} key {key.prefix} for groups {key.groups or '[] (public documents only)'}; it is shown once:", file=sys.stderr)
+        print(plaintext)
+        return EXIT_OK
+    if args.action == "list":
+        keys = auth.list_keys(store)
+        rows = [{"id": k.id, "prefix": k.prefix, "name": k.name, "role": k.role, "groups": k.groups, "created_at": k.created_at,
+                 "revoked_at": k.revoked_at} for k in keys]
+        if args.json:
+            _print_json(rows)
+        else:
+            for r in rows:
+                state = "revoked" if r["revoked_at"] else "active"
+                print(f"{r['prefix']}  {r['role']:<7} {state:<8} groups={r['groups']} {r['name']}")
+        return EXIT_OK
+    if args.action == "revoke":
+        if not auth.revoke_key(store, args.key_id):
+            print(f"no key {args.key_id}", file=sys.stderr)
+            return EXIT_PROBLEM
+        print(f"revoked {args.key_id}")
+        return EXIT_OK
+    return EXIT_USAGE
+
+
+COMMANDS = {
+    "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "documents": cmd_documents, "stats": cmd_stats,
+    "verify": cmd_verify, "reindex": cmd_reindex, "eval": cmd_eval, "serve": cmd_serve, "keys": cmd_keys,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

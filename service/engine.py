@@ -1,0 +1,229 @@
+"""The assembled service: store, derived indexes, models, retrieval and answering.
+
+The CLI and the HTTP API are thin shells over this object, so both behave identically.
+Models load lazily: `groundwork stats` never pays for a transformer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from index.catalog import Catalog
+from index.db import open_database
+from index.indexset import EmbeddingIdentity, IndexSet
+from index.settings import Settings
+from index.store import Store
+from ingest.embedder import Embedder
+from ingest.pipeline import IngestRunner, JobSummary, embedding_text
+from ingest.tokens import TokenCounter
+from service.query_types import Answer, Hit, Principal, SearchFilters
+from service.retrieval import HybridRetriever, SearchOutcome
+
+log = logging.getLogger(__name__)
+
+
+class Groundwork:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, index_writer: bool = True):
+        self.settings = settings
+        settings.ensure_dirs()
+        self.engine = open_database(settings)
+        self.store = Store(self.engine)
+        self._embedder = embedder
+        self._index_writer = index_writer
+        self._indexes: IndexSet | None = None
+        self._lock = threading.RLock()
+        self.catalog = Catalog(self.store)
+        self._reranker_state: tuple[object | None, str] | None = None
+        self._generator = None
+
+    # --- models ---------------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    from ingest.embedder_st import SentenceTransformerEmbedder
+
+                    self._embedder = SentenceTransformerEmbedder.from_settings(self.settings)
+        return self._embedder
+
+    @cached_property
+    def tokens(self) -> TokenCounter:
+        from ingest.tokens import HFTokenCounter
+
+        path = self.embedder.tokenizer_path()
+        if path is None:
+            from ingest.tokens import RegexTokenCounter
+
+            log.warning("embedder has no tokenizer files; chunk budgets use a regex token estimate")
+            return RegexTokenCounter()
+        return HFTokenCounter.from_model_path(path)
+
+    @property
+    def identity(self) -> EmbeddingIdentity:
+        e = self.embedder
+        return EmbeddingIdentity(e.model_name, e.fingerprint, e.dimension)
+
+    @property
+    def reranker_state(self) -> tuple[object | None, str]:
+        if self._reranker_state is None:
+            from service.rerank import load_reranker
+
+            self._reranker_state = load_reranker(self.settings)
+            if self._reranker_state[0] is None:
+                log.warning("reranker %s: serving fused results without reranking", self._reranker_state[1])
+        return self._reranker_state
+
+    @property
+    def generator(self):
+        if self._generator is None:
+            from service.generation import make_generator
+
+            self._generator = make_generator(self.settings, embed=self._embed_sentences)
+        return self._generator
+
+    def _embed_sentences(self, texts: list[str]) -> np.ndarray:
+        return self.embedder.embed_queries(texts)
+
+    # --- indexes --------------------------------------------------------------------------------
+    @property
+    def indexes(self) -> IndexSet:
+        if self._indexes is None:
+            with self._lock:
+                if self._indexes is None:
+                    self._indexes = IndexSet(self.settings, self.store, self.identity, writer=self._index_writer).open()
+        return self._indexes
+
+    def refresh_indexes(self) -> int:
+        """Follow the database (new ingests, deletes, a reindex switch by another process)."""
+        indexes = self.indexes
+        indexes.reload_if_switched()
+        if not indexes.lock.held and self._index_writer:
+            indexes.lock.try_acquire()
+        return indexes.catch_up()
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        reranker, _status = self.reranker_state
+        return HybridRetriever(self.settings, self.store, self.indexes, self.catalog, self._embed_query, reranker)
+
+    def _embed_query(self, query: str) -> np.ndarray:
+        return self.embedder.embed_queries([query])[0]
+
+    # --- operations -----------------------------------------------------------------------------
+    def ingest(self, paths: Sequence[Path], *, collection: str = "default", groups: Sequence[str] = (), sync: bool = False,
+               metadata: dict | None = None, job_id: str | None = None, progress: bool | None = None,
+               source_names: dict[Path, str] | None = None) -> JobSummary:
+        runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress)
+        summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id, source_names=source_names)
+        return summary
+
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid", filters: SearchFilters | None = None,
+               principal: Principal, rerank: bool | None = None, collapse_documents: bool = False) -> SearchOutcome:
+        self.refresh_indexes()
+        return self.retriever.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=rerank,
+                                     collapse_documents=collapse_documents)
+
+    def answer(self, question: str, *, k: int | None = None, filters: SearchFilters | None = None, principal: Principal,
+               rerank: bool | None = None) -> tuple[Answer, SearchOutcome]:
+        k = k or self.settings.context_chunks
+        outcome = self.search(question, k=k, filters=filters, principal=principal, rerank=rerank)
+        t = time.perf_counter()
+        answer = self.generator.answer(question, outcome.hits[: self.settings.context_chunks])
+        outcome.timings_ms["generate"] = round((time.perf_counter() - t) * 1000, 3)
+        return answer, outcome
+
+    def answer_stream(self, question: str, *, k: int | None = None, filters: SearchFilters | None = None, principal: Principal,
+                      rerank: bool | None = None) -> tuple[SearchOutcome, Iterator]:
+        k = k or self.settings.context_chunks
+        outcome = self.search(question, k=k, filters=filters, principal=principal, rerank=rerank)
+        return outcome, self.generator.stream(question, outcome.hits[: self.settings.context_chunks])
+
+    def provenance(self, *, reranked: bool | None = None) -> dict:
+        indexes = self.indexes
+        reranker, status = self.reranker_state
+        return {
+            "index_version": indexes.version,
+            "index_position": indexes.position,
+            "embedding_model": self.embedder.model_name,
+            "embedding_fingerprint": self.embedder.fingerprint[:16],
+            "vector_index": getattr(indexes.vectors, "kind", "unknown"),
+            "keyword_index": getattr(indexes.keyword, "name", "unknown"),
+            "fusion": self.settings.fusion,
+            "reranker": getattr(reranker, "name", None) if reranker is not None else None,
+            "reranker_status": status,
+            "reranked": reranked,
+            "generator": getattr(self.generator, "name", self.settings.generator) if self._generator is not None else self.settings.generator,
+        }
+
+    def stats(self) -> dict:
+        out = self.store.stats()
+        if self._indexes is not None or (self.settings.data_dir / "indexes" / "CURRENT.json").exists():
+            indexes = self.indexes
+            out["vectors"] = int(indexes.vectors.live_count)
+            out["keyword_docs"] = int(indexes.keyword.count())
+            out["index_version"] = indexes.version
+            out["index_position"] = indexes.position
+        else:
+            out["vectors"] = 0
+            out["keyword_docs"] = 0
+            out["index_version"] = 0
+        return out
+
+    def verify(self) -> dict:
+        report = self.indexes.verify()
+        report["documents"] = self.store.stats()["documents"]
+        return report
+
+    def reindex(self, *, reembed: bool = False, progress: bool | None = None) -> int:
+        if reembed:
+            self._reembed(progress=progress)
+        indexes = self.indexes
+        indexes.identity = self.identity
+        return indexes.rebuild()
+
+    def _reembed(self, progress: bool | None = None) -> None:
+        """New vectors for every chunk with the configured model; chunk ids stay the same."""
+        fingerprint = self.embedder.fingerprint
+        batch: list[tuple[int, str]] = []
+        docs: set[int] = set()
+        prefix_budget = self.settings.chunk_prefix_tokens
+        from sqlalchemy import select
+        from sqlmodel import Session
+
+        from index.models import Chunk, Document
+
+        def flush() -> None:
+            if not batch:
+                return
+            vectors = self.embedder.embed_documents([t for _, t in batch])
+            self.store.replace_embeddings([(cid, vectors[i]) for i, (cid, _) in enumerate(batch)], fingerprint, sorted(docs))
+            batch.clear()
+            docs.clear()
+
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text)
+                .join(Document, Document.id == Chunk.document_id).order_by(Chunk.id)
+            ).all()
+        for cid, doc_id, title, heading_path, context, text in rows:
+            batch.append((cid, embedding_text(title, heading_path or [], context, text, self.tokens, prefix_budget)))
+            docs.add(doc_id)
+            if len(batch) >= 512:
+                flush()
+        flush()
+        # The old index's vectors are from another model: start the rebuild from scratch.
+        if self._indexes is not None:
+            self._indexes.identity = self.identity
+
+    def close(self) -> None:
+        if self._indexes is not None:
+            self._indexes.close()
+        self.engine.dispose()

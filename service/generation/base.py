@@ -1,0 +1,79 @@
+"""The Generator protocol and what every implementation shares.
+
+A generator turns a question and ranked passages into an :class:`Answer` whose citations can
+be checked against the chunk text. Passage ``n`` of the context (1-based, in ranked order) is
+cited as ``[n]`` by every implementation, so answers from different generators read alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from service.prompts import REFUSAL
+from service.query_types import Answer, Hit
+
+__all__ = [
+    "REFUSAL", "Generator", "GeneratorUnavailable", "refusal_answer", "answer_with_fallback",
+    "stream_with_fallback",
+]
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The generator cannot answer right now (endpoint down, misconfigured, bad response).
+
+    Raised before any text is produced, so a caller can still answer with another generator.
+    """
+
+
+@runtime_checkable
+class Generator(Protocol):
+    name: str
+
+    def answer(self, question: str, passages: Sequence[Hit]) -> Answer:
+        """The whole answer at once."""
+        ...
+
+    def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str | Answer]:
+        """Text deltas, then exactly one final Answer whose text is their concatenation.
+
+        May raise GeneratorUnavailable only before the first delta; a failure after that ends
+        the stream with an Answer for the text produced so far, with a note saying so.
+        """
+        ...
+
+
+def refusal_answer(generator: str, notes: Sequence[str] = ()) -> Answer:
+    return Answer(text=REFUSAL, citations=[], grounded=False, generator=generator, notes=list(notes))
+
+
+def _fallback_note(primary: Generator, fallback: Generator, error: Exception) -> str:
+    return f"the {primary.name} generator is unavailable ({error}); answered by the {fallback.name} generator"
+
+
+def answer_with_fallback(primary: Generator, fallback: Generator, question: str, passages: Sequence[Hit]) -> Answer:
+    """Answer with ``primary``; if it is unavailable, with ``fallback``, and say so in the notes."""
+    try:
+        return primary.answer(question, passages)
+    except GeneratorUnavailable as error:
+        answer = fallback.answer(question, passages)
+        answer.notes.insert(0, _fallback_note(primary, fallback, error))
+        return answer
+
+
+def stream_with_fallback(
+    primary: Generator, fallback: Generator, question: str, passages: Sequence[Hit]
+) -> Iterator[str | Answer]:
+    """Stream from ``primary``, switching to ``fallback`` when it fails before its first delta."""
+    try:
+        stream = primary.stream(question, passages)
+        first = next(stream)
+    except GeneratorUnavailable as error:
+        for item in fallback.stream(question, passages):
+            if isinstance(item, Answer):
+                item.notes.insert(0, _fallback_note(primary, fallback, error))
+            yield item
+        return
+    yield first
+    if not isinstance(first, Answer):
+        yield from stream

