@@ -105,3 +105,11 @@ def real_embedder():
     from ingest.embedder_st import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder.from_settings(Settings())
+
+
+@pytest.fixture(scope="session")
+def hash_embedder():
+    """Deterministic, fast stand-in for a model's numbers (unit tests only)."""
+    from ingest.embedder_hash import HashEmbedder
+
+    return HashEmbedder()

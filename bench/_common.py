@@ -1,0 +1,53 @@
+"""Shared helpers for the benchmark scripts: machine description and robust statistics."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+SCIFACT = SHARED_DATA / "scifact-train"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = "none"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    except Exception:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, GPU: {gpu}, Python {platform.python_version()}"
+
+
+def median(values) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values, q: float) -> float:
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    pos = (len(data) - 1) * q
+    lo, hi = int(pos), min(int(pos) + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def table(rows: list[list], headers: list[str]) -> str:
+    cells = [[str(h) for h in headers]] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
