@@ -87,12 +87,13 @@ class HybridRetriever:
         if mode in ("hybrid", "dense"):
             vector = query_vector if query_vector is not None else self.embed_query(query)
             t = watch.lap("embed_query", t)
-            scores, ids = vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), settings.dense_candidates, allowed_ids=allowed_chunks)
+            # Never fetch fewer candidates than the caller asked for results.
+            scores, ids = vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), max(settings.dense_candidates, k), allowed_ids=allowed_chunks)
             dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
             t = watch.lap("dense", t)
         if mode in ("hybrid", "keyword"):
             allowed_set = allowed_docs.tolist() if allowed_docs is not None else None
-            lexical = keyword.search(query, settings.keyword_candidates, allowed_document_ids=allowed_set)
+            lexical = keyword.search(query, max(settings.keyword_candidates, k), allowed_document_ids=allowed_set)
             t = watch.lap("keyword", t)
 
         if mode == "hybrid":
