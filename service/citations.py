@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from service.prompts import REFUSAL
@@ -94,50 +95,61 @@ _ABBREVIATIONS = frozenset(
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+")
 _LIST_MARKER = re.compile(r"(?:[-*\u2022\u2023\u25e6\u2013>]+|\(?\d{1,3}[.)]|\(?[a-z]\))\s+")
 _LINE = re.compile(r"[^\n]*\n?")
-_BREAKING_LINE_START = re.compile(r"\s*(?:[-*\u2022\u2023\u25e6|#>]|\(?\d{1,3}[.)]\s|[A-Z][\w ]{0,40}:\s)")
-_SOFT_WRAP_MIN_CHARS = 40
+_QUOTE_PREFIX = re.compile(r"[ \t]*(?:>[ \t]?)+")  # e-mail quoting: "> > text"
+_BREAKING_LINE_START = re.compile(r"\s*(?:[-*\u2022\u2023\u25e6|#]|\(?\d{1,3}[.)]\s|[A-Z][\w ]{0,40}:\s)")
+_SOFT_WRAP_MIN_CHARS = 60  # a shorter line ending without punctuation is a line of its own
 
 
 def _line_spans(text: str) -> list[tuple[int, int]]:
-    spans, pos = [], 0
+    spans = []
     for match in _LINE.finditer(text):
         if match.end() == match.start():
             break
         end = match.end() - 1 if match.group().endswith("\n") else match.end()
         spans.append((match.start(), end))
-        pos = match.end()
     return spans
 
 
+def _split_quote_prefix(line: str) -> tuple[str, str]:
+    prefix = _QUOTE_PREFIX.match(line)
+    if not prefix:
+        return "", line
+    return prefix.group().replace(" ", "").replace("\t", ""), line[prefix.end():]
+
+
+def _continues(previous: str, line: str) -> bool:
+    """Whether ``line`` carries on the hard-wrapped sentence of ``previous``."""
+    previous_quote, previous_body = _split_quote_prefix(previous)
+    quote, body = _split_quote_prefix(line)
+    previous_body, body = previous_body.rstrip(), body.strip()
+    if quote != previous_quote or not previous_body or not body:
+        return False
+    if "\t" in line or "\t" in previous or previous_body.lstrip().startswith("|"):
+        return False
+    if _BREAKING_LINE_START.match(body) or previous_body.endswith((".", "!", "?", ":", ";", "|")):
+        return False
+    return len(previous_body.strip()) >= _SOFT_WRAP_MIN_CHARS or body[0].islower()
+
+
 def _blocks(text: str) -> list[tuple[int, int]]:
-    """Group lines into blocks: a hard-wrapped paragraph is one block, list items, table rows,
-    headings and paragraphs separated by blank lines are separate ones."""
+    """Group lines into blocks: a hard-wrapped paragraph is one block; list items, table rows,
+    headings, slide bullets and blank-line separated paragraphs are blocks of their own."""
     blocks: list[tuple[int, int]] = []
     current: tuple[int, int] | None = None
     previous_line = ""
     for start, end in _line_spans(text):
         line = text[start:end]
-        stripped = line.strip()
-        if not stripped:
+        if not _split_quote_prefix(line)[1].strip():
             if current:
                 blocks.append(current)
             current, previous_line = None, ""
             continue
-        starts_new = (
-            current is None
-            or "\t" in line
-            or "\t" in previous_line
-            or previous_line.lstrip().startswith("|")
-            or _BREAKING_LINE_START.match(line) is not None
-            or previous_line.rstrip().endswith((".", "!", "?", ":", ";", "|"))
-            or len(previous_line.strip()) < _SOFT_WRAP_MIN_CHARS
-        )
-        if starts_new:
+        if current is not None and _continues(previous_line, line):
+            current = (current[0], end)
+        else:
             if current:
                 blocks.append(current)
             current = (start, end)
-        else:
-            current = (current[0], end)
         previous_line = line
     if current:
         blocks.append(current)
@@ -169,6 +181,9 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
+    quote = _QUOTE_PREFIX.match(text, start, end)
+    if quote and quote.end() < end:
+        start = quote.end()
     marker = _LIST_MARKER.match(text, start, end)
     if marker and marker.end() < end:
         start = marker.end()
@@ -196,6 +211,14 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 def sentences(text: str) -> list[str]:
     return [text[start:end] for start, end in sentence_spans(text)]
+
+
+_WRAP = re.compile(r"\s*\n[ \t>]*|\s+")
+
+
+def display_text(quote: str) -> str:
+    """A quote on one line, without the hard wraps and e-mail quote marks it had in the chunk."""
+    return _WRAP.sub(" ", quote).strip()
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,9 +277,10 @@ def locate_quote(text: str, quote: str) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------------------------
 
 HEADING_CREDIT = 0.5  # a question term found only in the passage's title or headings counts half
+UNSEEN_WEIGHT = 1.25  # a question term absent from every context sentence weighs extra: no answer is likelier
 
 
-def idf_weights(term_sets: Iterable[set[str]]) -> tuple[dict[str, float], float]:
+def idf_weights(term_sets: Iterable[AbstractSet[str]]) -> tuple[dict[str, float], float]:
     """BM25-style IDF over the context's sentences, plus the weight of an unseen term (the
     highest: a question term no sentence contains is the strongest sign of no answer)."""
     sets = list(term_sets)
@@ -266,15 +290,15 @@ def idf_weights(term_sets: Iterable[set[str]]) -> tuple[dict[str, float], float]
         for term in terms:
             frequency[term] = frequency.get(term, 0) + 1
     weights = {t: math.log(1.0 + (total - df + 0.5) / (df + 0.5)) for t, df in frequency.items()}
-    return weights, math.log(1.0 + (total + 0.5) / 0.5)
+    return weights, UNSEEN_WEIGHT * math.log(1.0 + (total + 0.5) / 0.5)
 
 
 def weighted_coverage(
-    query_terms: set[str],
-    sentence_terms: set[str],
+    query_terms: AbstractSet[str],
+    sentence_terms: AbstractSet[str],
     idf: Mapping[str, float],
     unseen_idf: float,
-    context_terms: set[str] = frozenset(),
+    context_terms: AbstractSet[str] = frozenset(),
 ) -> float:
     """IDF-weighted share of the query's terms that the sentence contains, in [0, 1]."""
     if not query_terms:
@@ -324,9 +348,9 @@ class ContextSentences:
             frozenset(content_terms(" ".join([hit.title or "", *hit.heading_path]))) for hit in self.passages
         ]
 
-    def support(self, query_terms: set[str], sentence: ContextSentence, *, with_headings: bool = True) -> float:
+    def support(self, query_terms: AbstractSet[str], sentence: ContextSentence, *, with_headings: bool = True) -> float:
         headings = self.heading_terms[sentence.passage] if with_headings else frozenset()
-        return weighted_coverage(query_terms, set(sentence.terms), self.idf, self.unseen_idf, set(headings))
+        return weighted_coverage(query_terms, sentence.terms, self.idf, self.unseen_idf, headings)
 
     def best_in_passage(self, passage: int, claim: str) -> tuple[ContextSentence | None, float]:
         """The passage's sentence that best supports ``claim`` (an answer sentence)."""
@@ -349,7 +373,7 @@ _MAX_MARKER_CHARS = 40
 _MARKER = re.compile(r"[ \t]*\[([\d\s,]{1,%d})\]" % _MAX_MARKER_CHARS)
 _MARKER_BODY = re.compile(r"\s*\d{1,4}\s*(?:,\s*\d{1,4}\s*)*")
 _MARKER_PREFIX = re.compile(r"[ \t]*\[[\d\s,]{0,%d}$" % _MAX_MARKER_CHARS)
-_TRAILING_BLANKS = re.compile(r"[ \t]+$")
+_TRAILING_SPACE = re.compile(r"\s+$")
 NOT_IN_CONTEXT = "not in context"
 
 
@@ -373,8 +397,8 @@ def find_markers(text: str) -> list[tuple[int, int, list[int]]]:
 class MarkerFilter:
     """Drops citation markers that point outside the context, from streamed text.
 
-    Text is held back only while it might still become a marker (trailing blanks and an
-    unclosed ``[12,``), so deltas flow almost unchanged, and the concatenated output equals
+    Text is held back only while it might still become a marker or precede one (trailing
+    whitespace, an unclosed ``[12,``), so deltas flow almost unchanged, and the concatenated output equals
     :func:`clean_markers` of the concatenated input however the input was split.
     """
 
@@ -390,9 +414,9 @@ class MarkerFilter:
         if prefix:
             hold_from = prefix.start()
         else:
-            blanks = _TRAILING_BLANKS.search(self._pending)
-            if blanks:
-                hold_from = blanks.start()
+            space = _TRAILING_SPACE.search(self._pending)
+            if space:
+                hold_from = space.start()
         ready, self._pending = self._pending[:hold_from], self._pending[hold_from:]
         return self._rewrite(ready)
 

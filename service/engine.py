@@ -77,8 +77,6 @@ class Groundwork:
             from service.rerank import load_reranker
 
             self._reranker_state = load_reranker(self.settings)
-            if self._reranker_state[0] is None:
-                log.warning("reranker %s: serving fused results without reranking", self._reranker_state[1])
         return self._reranker_state
 
     @property

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.settings import Settings
-from service.citations import ContextSentence, ContextSentences, citation_for, content_terms, words
+from service.citations import (
+    ContextSentence,
+    ContextSentences,
+    citation_for,
+    content_terms,
+    display_text,
+    strip_markers,
+    words,
+)
 from service.generation.base import refusal_answer
 from service.query_types import Answer, Hit
 
@@ -30,6 +38,9 @@ EMBED_WEIGHT = 0.4      # share of the cosine in the blended score when an embed
 RELATIVE_FLOOR = 0.5    # a sentence must score at least this share of the best one
 DUPLICATE_JACCARD = 0.8  # sentences sharing this much of their words say the same thing
 MIN_SENTENCE_WORDS = 3
+FULL_SENTENCE_WORDS = 6  # shorter fragments (agenda items, list labels) score proportionally less
+CODE_SYMBOL_SHARE = 0.06  # commands and config lines are evidence, rarely an answer: score them half
+_CODE_SYMBOLS = frozenset("=/\\@$|<>{}_`~;")
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,14 @@ class ScoredSentence:
 
 def _rank_factor(rank: int) -> float:
     return 1.0 - RANK_WEIGHT * rank / (rank + 1)
+
+
+def _shape_factor(text: str) -> float:
+    factor = min(1.0, (len(words(text)) + 3) / (FULL_SENTENCE_WORDS + 3))
+    symbols = sum(char in _CODE_SYMBOLS for char in text)
+    if "```" in text or symbols > CODE_SYMBOL_SHARE * len(text):
+        factor *= 0.5
+    return factor
 
 
 def _is_candidate(sentence: ContextSentence, question_terms: set[str], headings: set[str]) -> bool:
@@ -106,15 +125,18 @@ class ExtractiveGenerator:
         lexical = np.array([context.support(question_terms, s) for s in candidates], dtype=np.float64)
         notes: list[str] = []
         scores = lexical
-        if self.embed is not None and candidates:
+        overlapping = np.flatnonzero(lexical > 0)  # the cosine refines lexical evidence, never replaces it
+        if self.embed is not None and overlapping.size:
             try:
-                cosines = _cosines(self.embed, question, [s.text for s in candidates])
-                scores = np.where(lexical > 0, (1 - EMBED_WEIGHT) * lexical + EMBED_WEIGHT * cosines, 0.0)
+                cosines = _cosines(self.embed, question, [candidates[i].text for i in overlapping])
+                scores = lexical.copy()
+                scores[overlapping] = (1 - EMBED_WEIGHT) * lexical[overlapping] + EMBED_WEIGHT * cosines
             except Exception as error:  # scoring must not fail because the embedder did
                 log.warning("embedding sentences failed, scoring lexically: %s", error)
                 notes.append(f"sentence embedding failed ({error}); sentences were scored lexically")
         scored = [
-            ScoredSentence(s, float(score) * _rank_factor(s.passage)) for s, score in zip(candidates, scores)
+            ScoredSentence(s, float(score) * _rank_factor(s.passage) * _shape_factor(s.text))
+            for s, score in zip(candidates, scores)
         ]
         scored.sort(key=lambda item: (-item.score, item.sentence.passage, item.sentence.start))
         return scored, notes
@@ -142,7 +164,8 @@ class ExtractiveGenerator:
         for index, item in enumerate(chosen):
             sentence, marker = item.sentence, item.sentence.passage + 1
             separator = "" if index == 0 else " "
-            parts.append(f"{separator}{' '.join(sentence.text.split())} [{marker}]")
+            # A document's own "[3]" references would read as citations of this answer.
+            parts.append(f"{separator}{display_text(strip_markers(sentence.text))} [{marker}]")
             citations.append(citation_for(context[sentence.passage], marker, sentence.start, sentence.end, item.score))
         answer = Answer(text="".join(parts), citations=citations, grounded=True, generator=self.name, notes=notes)
         return parts, answer

@@ -1,0 +1,58 @@
+"""The Reranker protocol and how the configured one is loaded.
+
+Reranking is an optional quality step: when its model is missing, search still works on fused
+first-stage scores. So loading never raises and never waits on the network; it returns the
+reranker or ``None`` with a status line the service can show (``ok: ...``, ``disabled``,
+``unavailable: <reason>``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from index.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEXICAL_MODEL = "lexical"  # reranker_model value that selects the model-free token-overlap reranker
+
+
+class RerankerUnavailable(RuntimeError):
+    """The configured reranker model cannot be loaded from local files."""
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    name: str
+
+    def rerank(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """One relevance score per text (float32, shape ``(len(texts),)``), higher = better."""
+        ...
+
+
+def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
+    """``(reranker, "ok: <name>")``, ``(None, "disabled")`` or ``(None, "unavailable: <why>")``."""
+    if not settings.reranker_enabled:
+        return None, "disabled"
+    model = settings.reranker_model.strip()
+    if model == LEXICAL_MODEL:
+        from service.rerank.lexical import LexicalReranker
+
+        reranker: Reranker = LexicalReranker()
+        return reranker, f"ok: {reranker.name}"
+    from service.rerank.cross_encoder import CrossEncoderReranker
+
+    try:
+        # The reranker shares the embedder's device preference: both default to CUDA when present.
+        reranker = CrossEncoderReranker.load(model, device=settings.embedding_device)
+    except RerankerUnavailable as error:
+        log.warning("reranker unavailable: %s", error)
+        return None, f"unavailable: {error}"
+    except Exception as error:  # a broken model directory must not take search down
+        log.exception("loading reranker %r failed", model)
+        return None, f"unavailable: loading {model!r} failed: {type(error).__name__}: {error}"
+    return reranker, f"ok: {reranker.name}"
