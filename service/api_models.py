@@ -9,10 +9,12 @@ types change. Request validation that depends on settings (query length, ``k``) 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
 from msgspec import Meta, Struct
 
@@ -209,7 +211,7 @@ class DocumentOut(Struct, kw_only=True):
     source: str
     title: str | None
     mime_type: str | None
-    status: Literal["indexed", "failed"] | str
+    status: Annotated[str, Meta(description="indexed or failed.")]
     failure_reason: str | None
     failure_detail: str | None
     size_bytes: int
@@ -232,13 +234,15 @@ class DocumentPatch(Struct, kw_only=True, forbid_unknown_fields=True):
     title: str | None = None
 
 
-class UploadForm(Struct, kw_only=True):
-    """multipart/form-data fields of ``POST /v1/documents`` (documentation only)."""
+@dataclass
+class UploadForm:
+    """multipart/form-data of an upload. ``groups``: the field repeated, or comma-separated; none
+    means visible to everyone. ``metadata``: a JSON object, as a string."""
 
-    file: Annotated[bytes, Meta(description="The document.")]
+    file: UploadFile
     collection: str = "default"
-    groups: Annotated[str | None, Meta(description="Comma-separated, or the field repeated. None: visible to everyone.")] = None
-    metadata: Annotated[str | None, Meta(description="A JSON object, as a string.")] = None
+    groups: list[str] | None = None
+    metadata: str | None = None
 
 
 class UploadResponse(Struct, kw_only=True):

@@ -1,0 +1,217 @@
+"""Background ingestion jobs submitted over HTTP.
+
+A job is an ``IngestJob`` row: the request creates it ``queued`` and returns at once; a small
+pool of worker threads claims queued rows (a conditional UPDATE, so two processes sharing a
+database never run the same job) and runs them through the ordinary ingestion path. Because
+the row is the queue, nothing is lost when the process dies: at start-up, jobs whose owner is
+gone are marked ``interrupted`` and queued again, and re-running a job skips every file that
+was already committed unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from index.models import IngestJob, IngestJobFile, JobStatus, utcnow
+from ingest.pipeline import JobSummary, mark_orphaned_jobs
+
+log = logging.getLogger(__name__)
+
+SUBMITTED_VIA = "http"
+
+
+class PathNotAllowed(ValueError):
+    """A path outside every configured ingest root (directly, via ``..`` or via a symlink)."""
+
+
+def inside_roots(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether ``path``, with every symlink and ``..`` resolved, lies inside one of ``roots``."""
+    resolved = path.resolve()
+    return any(resolved == root or resolved.is_relative_to(root) for root in (Path(r).resolve() for r in roots))
+
+
+def check_paths(paths: Sequence[str], roots: Sequence[Path]) -> list[Path]:
+    """The requested paths, each verified to resolve inside an ingest root."""
+    if not roots:
+        raise PathNotAllowed("no ingest roots are configured (GROUNDWORK_INGEST_ROOTS); server-side ingestion is disabled")
+    out: list[Path] = []
+    for raw in paths:
+        if not raw or "\x00" in raw:
+            raise PathNotAllowed("empty or malformed path")
+        path = Path(raw)
+        if not path.is_absolute():
+            raise PathNotAllowed(f"{raw[:200]!r} is not an absolute path")
+        try:
+            allowed = inside_roots(path, roots)
+        except (OSError, ValueError):  # unresolvable: too long, a symlink loop, ...
+            raise PathNotAllowed(f"{raw[:200]!r} cannot be resolved") from None
+        if not allowed:
+            raise PathNotAllowed(f"{raw[:200]!r} is outside the ingest roots")
+        out.append(path)
+    return out
+
+
+def escaping_files(paths: Sequence[Path], roots: Sequence[Path]) -> list[Path]:
+    """Files the ingest walk would reach through a symlink pointing outside the roots."""
+    bad: list[Path] = []
+    root_paths = [Path(r).resolve() for r in roots]
+    for path in paths:
+        if path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                for name in filenames:
+                    if name.startswith("."):
+                        continue
+                    candidate = Path(dirpath) / name
+                    if candidate.is_symlink() and not inside_roots(candidate, root_paths):
+                        bad.append(candidate)
+        elif not inside_roots(path, root_paths):
+            bad.append(path)
+    return bad
+
+
+class JobRunner:
+    """A bounded pool of threads that run queued ingestion jobs.
+
+    ``ingest`` is ``Groundwork.ingest``; ``on_finished`` receives each job's summary (for metrics).
+    """
+
+    def __init__(self, store, ingest: Callable[..., JobSummary], *, workers: int, roots: Sequence[Path],
+                 on_finished: Callable[[str, JobSummary | None], None] | None = None, poll_s: float = 5.0):
+        self.store = store
+        self.ingest = ingest
+        self.workers = max(0, workers)
+        self.roots = [Path(r) for r in roots]
+        self.on_finished = on_finished
+        self.poll_s = poll_s
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"  # the format mark_orphaned_jobs checks
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.recover()
+        self._stopping.clear()
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"ingest-job-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop taking jobs. A job in flight keeps its row 'running'; the next start re-queues it."""
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=timeout_s)
+        self._threads.clear()
+
+    def recover(self) -> int:
+        """Jobs a dead process left behind go back to the queue (re-running skips finished files)."""
+        mark_orphaned_jobs(self.store)
+        with Session(self.store.engine) as session, session.begin():
+            rows = session.execute(select(IngestJob).where(IngestJob.status == JobStatus.interrupted)).scalars().all()
+            requeued = 0
+            for job in rows:
+                if (job.params or {}).get("submitted_via") != SUBMITTED_VIA:
+                    continue  # a command-line job: its user re-runs it
+                job.status = JobStatus.queued
+                job.owner = None
+                job.updated_at = utcnow()
+                requeued += 1
+        if requeued:
+            log.warning("re-queued %d interrupted ingestion job(s)", requeued)
+        return requeued
+
+    # --- queue ---------------------------------------------------------------------------------------
+    def submit(self, paths: Sequence[Path], *, collection: str, groups: Sequence[str], sync: bool, metadata: dict | None,
+               submitted_by: str) -> str:
+        job_id = uuid.uuid4().hex
+        params = {"paths": [str(p) for p in paths], "collection": collection, "groups": list(groups), "sync": sync,
+                  "metadata": metadata or {}, "submitted_via": SUBMITTED_VIA, "submitted_by": submitted_by}
+        with Session(self.store.engine) as session, session.begin():
+            session.add(IngestJob(id=job_id, status=JobStatus.queued, params=params))
+        with self._wake:
+            self._wake.notify()
+        return job_id
+
+    def _claim(self) -> IngestJob | None:
+        with Session(self.store.engine) as session:
+            candidates = session.execute(
+                select(IngestJob.id).where(IngestJob.status == JobStatus.queued).order_by(IngestJob.created_at).limit(5)
+            ).scalars().all()
+        for job_id in candidates:
+            with Session(self.store.engine) as session, session.begin():
+                claimed = session.execute(
+                    update(IngestJob).where(IngestJob.id == job_id, IngestJob.status == JobStatus.queued)
+                    .values(status=JobStatus.running, owner=self.owner, started_at=utcnow(), updated_at=utcnow())
+                ).rowcount
+                if claimed:
+                    job = session.get(IngestJob, job_id)
+                    session.expunge(job)
+                    return job
+        return None
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = self._claim()
+            except Exception:
+                log.exception("could not read the job queue")
+                job = None
+            if job is None:
+                with self._wake:
+                    self._wake.wait(timeout=self.poll_s)
+                continue
+            self._run(job)
+
+    def _run(self, job: IngestJob) -> None:
+        params = job.params or {}
+        paths = [Path(p) for p in params.get("paths", [])]
+        summary: JobSummary | None = None
+        try:
+            # The tree may have changed since submission: check the walk, not just the roots.
+            check_paths([str(p) for p in paths], self.roots)
+            escapes = escaping_files(paths, self.roots)
+            if escapes:
+                raise PathNotAllowed(f"{len(escapes)} file(s) are symlinks that leave the ingest roots, e.g. {escapes[0]}")
+            summary = self.ingest(paths, collection=params.get("collection", "default"), groups=params.get("groups", []),
+                                  sync=bool(params.get("sync")), metadata=params.get("metadata") or None, job_id=job.id, progress=False)
+        except Exception as exc:
+            log.warning("ingestion job %s failed: %s", job.id, exc, extra={"job_id": job.id})
+            with Session(self.store.engine) as session, session.begin():
+                session.execute(
+                    update(IngestJob).where(IngestJob.id == job.id, IngestJob.status.in_([JobStatus.running, JobStatus.queued]))
+                    .values(status=JobStatus.failed, error=f"{type(exc).__name__}: {exc}"[:4000], finished_at=utcnow(), updated_at=utcnow())
+                )
+        finally:
+            if self.on_finished is not None:
+                try:
+                    self.on_finished(job.id, summary)
+                except Exception:
+                    log.exception("job completion hook failed")
+
+
+def job_row(store, job_id: str) -> tuple[IngestJob, list[IngestJobFile]] | None:
+    """The job and its failed files (at most 100): what a status request returns."""
+    with Session(store.engine) as session:
+        job = session.get(IngestJob, job_id)
+        if job is None:
+            return None
+        failures = session.execute(
+            select(IngestJobFile).where(IngestJobFile.job_id == job_id, IngestJobFile.status == "failed").order_by(IngestJobFile.id).limit(100)
+        ).scalars().all()
+        session.expunge(job)
+        for f in failures:
+            session.expunge(f)
+        return job, list(failures)

@@ -1,0 +1,226 @@
+"""`groundwork serve`: the production entry point around the HTTP app.
+
+Refuses to run without authentication anywhere but on loopback, loads every model before
+accepting traffic (so the first request does not pay for it), follows the database from a
+background thread (ingests by the CLI, deletes, a reindex switch by another process show up
+within a second), and micro-batches concurrent query embeddings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from index.settings import AuthMode, Settings
+
+log = logging.getLogger("groundwork.server")
+
+EXIT_UNSAFE = 2
+REFRESH_INTERVAL_S = 1.0
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def unsafe_binding(settings: Settings) -> str | None:
+    """Why this configuration must not start, or None."""
+    if settings.auth == AuthMode.off and not is_loopback(settings.host):
+        return (f"refusing to serve with auth=off on {settings.host}: without authentication every caller is an all-access admin. "
+                "Bind to 127.0.0.1 / ::1 / localhost for local trials, or enable auth (GROUNDWORK_AUTH=required) and create keys "
+                "with `groundwork keys create`.")
+    return None
+
+
+class QueryBatcher:
+    """Embedder wrapper that merges single-query calls arriving within ``window_s`` into one batch.
+
+    Under concurrent load the model runs once per window instead of once per query, which on
+    a CPU is the difference between queueing and serving. Everything but ``embed_queries`` is
+    passed through unchanged; calls with several texts are not held back.
+    """
+
+    def __init__(self, inner, *, window_s: float = 0.002, max_batch: int = 64):
+        self._inner = inner
+        self._window_s = window_s
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._pending: list[_Slot] = []
+        self._collecting = False
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def embed_queries(self, texts):
+        texts = list(texts)
+        if len(texts) != 1:
+            return self._inner.embed_queries(texts)
+        slot = _Slot(texts[0])
+        with self._lock:
+            self._pending.append(slot)
+            lead = not self._collecting
+            if lead:
+                self._collecting = True
+        if lead:
+            time.sleep(self._window_s)
+            with self._lock:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                self._collecting = False
+            self._run(batch)
+            # Slots beyond max_batch wait for the next leader; make sure one exists.
+            with self._lock:
+                orphans = self._pending if not self._collecting else []
+                if orphans:
+                    self._pending = []
+            if orphans:
+                self._run(orphans)
+        slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
+        return slot.vector[None, :]
+
+    def _run(self, batch: list[_Slot]) -> None:
+        try:
+            vectors = np.asarray(self._inner.embed_queries([s.text for s in batch]))
+            for slot, vector in zip(batch, vectors):
+                slot.vector = vector
+        except BaseException as exc:  # every waiter learns of the failure
+            for slot in batch:
+                slot.error = exc
+        finally:
+            for slot in batch:
+                slot.done.set()
+
+
+class _Slot:
+    __slots__ = ("text", "vector", "error", "done")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.vector = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+class IndexFollower:
+    """Calls ``refresh_indexes`` every interval so changes made elsewhere become searchable."""
+
+    def __init__(self, groundwork, interval_s: float = REFRESH_INTERVAL_S):
+        self.groundwork = groundwork
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="index-follower", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.wait(self.interval_s * min(2 ** failures, 30)):
+            try:
+                self.groundwork.refresh_indexes()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("refreshing the indexes failed (attempt %d)", failures)
+
+
+def build_groundwork(settings: Settings):
+    """Groundwork with the configured embedder wrapped for query micro-batching."""
+    from ingest.embedder_st import SentenceTransformerEmbedder
+    from service.engine import Groundwork
+
+    return Groundwork(settings, embedder=QueryBatcher(SentenceTransformerEmbedder.from_settings(settings)))
+
+
+def warm_up(groundwork) -> None:
+    """Load models and indexes now, not on the first request."""
+    started = time.perf_counter()
+    groundwork.refresh_indexes()
+    _reranker, status = groundwork.reranker_state
+    try:
+        generator = getattr(groundwork.generator, "name", groundwork.settings.generator)
+    except Exception as exc:  # answers fall back to the extractive generator, per request
+        generator = f"unavailable ({type(exc).__name__}: {exc})"
+        log.warning("generator %s: answers will be extractive", generator)
+    stats = groundwork.stats()
+    log.info("ready in %.1fs: %s vectors, reranker %s, generator %s", time.perf_counter() - started, stats.get("vectors"), status, generator,
+             extra={"documents": stats.get("documents"), "index_version": stats.get("index_version")})
+
+
+class _Shutdown(Exception):
+    """SIGTERM, turned into an exception so that clean-up runs (as it does for Ctrl-C)."""
+
+
+@contextmanager
+def _sigterm_as_shutdown():
+    def handler(_signum, _frame):
+        raise _Shutdown()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=None) -> int:
+    """Run the HTTP service until interrupted. Returns a process exit code."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.logging_setup import configure_logging
+
+    reason = unsafe_binding(settings)
+    if reason is not None:
+        print(f"groundwork: {reason}", file=sys.stderr)
+        return EXIT_UNSAFE
+    configure_logging(logging.INFO)
+    if settings.auth == AuthMode.off:
+        banner = f"AUTH IS OFF (dev mode): every request to {settings.host}:{settings.port} is an all-access admin"
+        log.warning(banner)
+        print(f"*** {banner} ***", file=sys.stderr)
+    gw = groundwork or build_groundwork(settings)
+    follower = IndexFollower(gw)
+    try:
+        if ingest_paths:
+            summary = gw.ingest(list(ingest_paths), progress=False)
+            log.info("ingested before serving", extra=summary.to_json() | {"files": len(summary.files)})
+        warm_up(gw)
+        follower.start()
+        app = create_app(gw)
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                                timeout_graceful_shutdown=10, lifespan="on")
+        with _sigterm_as_shutdown():
+            try:
+                uvicorn.Server(config).run()
+            except (KeyboardInterrupt, _Shutdown):
+                pass  # uvicorn has already shut down gracefully and re-raised the signal
+        log.info("stopped")
+        return 0
+    finally:
+        follower.stop()
+        gw.close()
