@@ -193,10 +193,19 @@ class IndexSet:
         return keyword
 
     def _build_version(self, version: int) -> None:
+        vectors, keyword = self._build_files(version)
+        self._switch(version, vectors, keyword)
+
+    def _build_files(self, version: int) -> tuple[VectorIndex, KeywordIndex]:
+        """Build a complete version beside the live one. Needs no mutex: it reads only the
+        database and writes only its own directory, so searches go on meanwhile."""
         directory = self._version_dir(version)
         shutil.rmtree(directory, ignore_errors=True)
         vectors = self._rebuild_vectors_into(directory / "vectors")
         keyword = self._rebuild_keyword_into(directory / "keyword")
+        return vectors, keyword
+
+    def _switch(self, version: int, vectors: VectorIndex, keyword: KeywordIndex) -> None:
         if self.lock.held:
             atomic_write_json(self.root / "CURRENT.json", {"version": version})
         old_keyword = self.keyword
@@ -267,15 +276,40 @@ class IndexSet:
 
     # --- rebuild / switch --------------------------------------------------------------------------
     def rebuild(self) -> int:
-        """Build a fresh version from stored embeddings and switch to it atomically."""
+        """Build a fresh version from stored embeddings and switch to it atomically.
+
+        The build runs outside the mutex, so searches keep using the live version; only the
+        final catch-up (the few changes that landed during the build) and the swap hold it.
+        """
         if not self.lock.held and not self.lock.acquire(timeout_s=60):
             raise RuntimeError("another process is maintaining the indexes; try again when it is done")
         with self.mutex:
             new_version = max(self.version, self._read_current()) + 1
-            self._build_version(new_version)
-            self.catch_up()
+        vectors, keyword = self._build_files(new_version)
+        with self.mutex:
+            self._catch_up_pair(vectors, keyword)
+            vectors.save(self._version_dir(new_version) / "vectors", position=vectors.position)
+            self._switch(new_version, vectors, keyword)
+            self.position = vectors.position
         self._prune(keep=(self.version, self.version - 1))
         return self.version
+
+    def _catch_up_pair(self, vectors: VectorIndex, keyword: KeywordIndex) -> None:
+        """Bring a freshly built (not yet live) pair up to the database's position."""
+        live_vectors, live_keyword = self.vectors, self.keyword
+        self.vectors, self.keyword = vectors, keyword
+        try:
+            start = min(vectors.position, keyword.position)
+            while True:
+                changes = self.store.changes_since(start)
+                if not changes:
+                    break
+                self._apply(changes)
+                start = changes[-1][0]
+            vectors.position = start
+            keyword.commit(max(start, keyword.position))
+        finally:
+            self.vectors, self.keyword = live_vectors, live_keyword
 
     def _prune(self, keep: tuple[int, ...]) -> None:
         for child in self.root.glob("v*"):
