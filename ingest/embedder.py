@@ -1,0 +1,141 @@
+"""The embedding interface every backend implements, and the pieces they share.
+
+Indexes record the ``fingerprint`` of the embedder that built them: vectors from two different
+models (or from a quantized copy of one) live in different spaces, and comparing across them
+gives confident nonsense instead of an error. ``check_fingerprint`` turns that into an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+# Files that never influence a model's outputs; hashing them would make the fingerprint
+# change when documentation is edited or an exported copy is added beside the weights.
+_FINGERPRINT_SKIP_DIRS = frozenset({"onnx", "openvino", ".git", ".cache"})
+_FINGERPRINT_SKIP_SUFFIXES = (".md", ".onnx", ".onnx_data", ".xml", ".lock")
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    model_name: str
+    dimension: int
+    max_seq_length: int
+    fingerprint: str
+    device: str
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 (len(texts), dimension), each row L2-normalized."""
+        ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Like ``embed_documents``; models with asymmetric prompts apply the query prompt."""
+        ...
+
+    def tokenizer_path(self) -> Path | None:
+        """A local directory a Hugging Face tokenizer can be loaded from, for chunk budgeting."""
+        ...
+
+
+class EmbeddingModelMismatch(RuntimeError):
+    """An index was built by a different embedding model than the one asked to query it."""
+
+
+def check_fingerprint(recorded: str, embedder: Embedder) -> None:
+    if recorded != embedder.fingerprint:
+        raise EmbeddingModelMismatch(
+            f"index was built with embedding fingerprint {recorded[:12]}…, but the configured "
+            f"model {embedder.model_name!r} has {embedder.fingerprint[:12]}…; rebuild the index "
+            "or configure the model it was built with"
+        )
+
+
+def combine_fingerprint(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def fingerprint_model_dir(directory: Path) -> str:
+    """sha256 over (relative path, sha256) of every output-relevant file under ``directory``.
+
+    Cached per process on the files' sizes and mtimes, since hashing a large model's weights
+    takes a noticeable fraction of a second per gigabyte.
+    """
+    directory = Path(directory).resolve()
+    files = sorted(_fingerprinted_files(directory))
+    if not files:
+        raise FileNotFoundError(f"no model files under {directory}")
+    stats = tuple((rel, (directory / rel).stat().st_size, (directory / rel).stat().st_mtime_ns) for rel in files)
+    return _fingerprint_cached(str(directory), stats)
+
+
+@lru_cache(maxsize=32)
+def _fingerprint_cached(directory: str, stats: tuple[tuple[str, int, int], ...]) -> str:
+    outer = hashlib.sha256()
+    for rel, _size, _mtime in stats:
+        outer.update(rel.encode("utf-8") + b"\0" + _sha256_file(Path(directory) / rel).encode("ascii") + b"\n")
+    return outer.hexdigest()
+
+
+def _fingerprinted_files(directory: Path) -> list[str]:
+    found: list[str] = []
+    for root, dirs, names in os.walk(directory):
+        dirs[:] = [d for d in dirs if d not in _FINGERPRINT_SKIP_DIRS and not d.startswith(".")]
+        for name in names:
+            if name.startswith(".") or name.lower().endswith(_FINGERPRINT_SKIP_SUFFIXES):
+                continue
+            found.append(Path(root, name).relative_to(directory).as_posix())
+    return found
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def l2_normalize(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length as float32; an all-zero row stays zero instead of NaN."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    np.maximum(norms, 1e-12, out=norms)
+    return matrix / norms
+
+
+def plan_batches(lengths: Sequence[int] | np.ndarray, *, batch_size: int, batch_tokens: int) -> list[np.ndarray]:
+    """Group input indices into batches of similar length, longest first.
+
+    Padding is what makes naive batching slow: one long text pads a whole batch to its length.
+    Sorting by length keeps padding small, and capping ``max_len * n`` by ``batch_tokens``
+    keeps the memory of a batch of long texts bounded while short texts still travel in full
+    batches. The longest batch comes first so an out-of-memory shows up at once. A text longer
+    than the whole budget gets a batch of its own.
+    """
+    if batch_size < 1 or batch_tokens < 1:
+        raise ValueError("batch_size and batch_tokens must be positive")
+    lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
+    order = np.lexsort((np.arange(len(lengths)), -lengths))  # longest first, ties by position
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        take = max(1, min(batch_size, batch_tokens // longest, len(order) - start))
+        batches.append(order[start : start + take])
+        start += take
+    return batches
+
+
+def pad_batch(flat_ids: np.ndarray, lengths: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, attention_mask), each int64 (n, max(lengths)), from rows laid end to end in ``flat_ids``."""
+    width = int(lengths.max()) if len(lengths) else 0
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    ids = np.full((len(lengths), width), pad_id, dtype=np.int64)
+    ids[mask] = flat_ids  # boolean assignment fills row by row, so each row gets its own prefix
+    return ids, mask.astype(np.int64)
