@@ -42,6 +42,8 @@ class Groundwork:
         self.catalog = Catalog(self.store)
         self._reranker_state: tuple[object | None, str] | None = None
         self._generator = None
+        self._parser_pool = None
+        self._parser_lock = threading.Lock()
 
     # --- models ---------------------------------------------------------------------------------
     @property
@@ -119,9 +121,22 @@ class Groundwork:
     def ingest(self, paths: Sequence[Path], *, collection: str = "default", groups: Sequence[str] = (), sync: bool = False,
                metadata: dict | None = None, job_id: str | None = None, progress: bool | None = None,
                source_names: dict[Path, str] | None = None) -> JobSummary:
-        runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress)
+        runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress,
+                              parser_factory=self._borrow_parser)
         summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id, source_names=source_names)
         return summary
+
+    def _borrow_parser(self) -> "_BorrowedPool":
+        """The long-lived parser pool: starting workers (each loads its NLP model) costs
+        seconds, which an upload over HTTP should not pay every time. One job at a time uses it."""
+        with self._lock:
+            if self._parser_pool is None:
+                from ingest.parser_pool import ParserPool
+
+                pool = ParserPool.from_settings(self.settings)
+                pool.start()
+                self._parser_pool = pool
+        return _BorrowedPool(self._parser_pool, self._parser_lock)
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", filters: SearchFilters | None = None,
                principal: Principal, rerank: bool | None = None, collapse_documents: bool = False) -> SearchOutcome:
@@ -222,6 +237,21 @@ class Groundwork:
             self._indexes.identity = self.identity
 
     def close(self) -> None:
+        if self._parser_pool is not None:
+            self._parser_pool.close()
+            self._parser_pool = None
         if self._indexes is not None:
             self._indexes.close()
         self.engine.dispose()
+
+
+class _BorrowedPool:
+    def __init__(self, pool, lock: threading.Lock):
+        self.pool, self.lock = pool, lock
+
+    def __enter__(self):
+        self.lock.acquire()
+        return self.pool
+
+    def __exit__(self, *exc) -> None:
+        self.lock.release()
