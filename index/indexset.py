@@ -223,14 +223,7 @@ class IndexSet:
             # A reader (another process holds the writer lock) keeps vectors current in memory;
             # the keyword files belong to the writer and are picked up when it commits.
             start = min(self.vectors.position, self.keyword.position) if self.lock.held else self.vectors.position
-            applied = 0
-            while True:
-                changes = self.store.changes_since(start)
-                if not changes:
-                    break
-                self._apply(changes)
-                start = changes[-1][0]
-                applied += len(changes)
+            start, applied = self._replay(start)
             if applied:
                 self.vectors.position = start
                 if self.lock.held:
@@ -241,6 +234,17 @@ class IndexSet:
                     self.vectors.save(self._version_dir(self.version) / "vectors", position=start)
             self.position = start
             return applied
+
+    def _replay(self, start: int) -> tuple[int, int]:
+        """Apply the change log after ``start`` to the current pair; returns (position, rows)."""
+        applied = 0
+        while True:
+            changes = self.store.changes_since(start)
+            if not changes:
+                return start, applied
+            self._apply(changes)
+            start = changes[-1][0]
+            applied += len(changes)
 
     def _apply(self, changes: list[tuple]) -> None:
         # Net effect per chunk in log order: the last op wins; adds read the row as it is now.
@@ -299,13 +303,7 @@ class IndexSet:
         live_vectors, live_keyword = self.vectors, self.keyword
         self.vectors, self.keyword = vectors, keyword
         try:
-            start = min(vectors.position, keyword.position)
-            while True:
-                changes = self.store.changes_since(start)
-                if not changes:
-                    break
-                self._apply(changes)
-                start = changes[-1][0]
+            start, _ = self._replay(min(vectors.position, keyword.position))
             vectors.position = start
             keyword.commit(max(start, keyword.position))
         finally:

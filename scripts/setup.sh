@@ -14,6 +14,14 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
+# DOC and PPT are converted by LibreOffice; without it those files fail alone with
+# unsupported_type (and a message saying so). Install it where we can (root + apt).
+if ! command -v soffice >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "setup: installing LibreOffice (writer, impress) for DOC/PPT parsing" >&2
+  (timeout 900 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends \
+     libreoffice-writer-nogui libreoffice-impress-nogui >/dev/null) \
+   || echo "setup: LibreOffice could not be installed; DOC/PPT files will fail with unsupported_type" >&2
+fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[test]"
