@@ -44,6 +44,9 @@ class Groundwork:
         self._generator = None
         self._parser_pool = None
         self._parser_lock = threading.Lock()
+        # True: every search first follows the change log (CLI, tests). The server turns it off
+        # and follows from a background thread instead, keeping that work off the request path.
+        self.auto_refresh = True
 
     # --- models ---------------------------------------------------------------------------------
     @property
@@ -124,6 +127,8 @@ class Groundwork:
         runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress,
                               parser_factory=self._borrow_parser)
         summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id, source_names=source_names)
+        if self._indexes is not None:
+            self.refresh_indexes()  # read-your-writes for whoever ingested
         return summary
 
     def _borrow_parser(self) -> "_BorrowedPool":
@@ -140,7 +145,8 @@ class Groundwork:
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", filters: SearchFilters | None = None,
                principal: Principal, rerank: bool | None = None, collapse_documents: bool = False) -> SearchOutcome:
-        self.refresh_indexes()
+        if self.auto_refresh:
+            self.refresh_indexes()
         return self.retriever.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=rerank,
                                      collapse_documents=collapse_documents)
 

@@ -211,6 +211,7 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
             log.info("ingested before serving", extra=summary.to_json() | {"files": len(summary.files)})
         warm_up(gw)
         follower.start()
+        gw.auto_refresh = False  # the follower keeps indexes current, off the request path
         app = create_app(gw)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                                 timeout_graceful_shutdown=10, lifespan="on")
