@@ -80,6 +80,12 @@ class InlineParser:
     def __exit__(self, *_exc) -> None:
         return None
 
+    def start(self) -> None:
+        return None
+
+    def close(self, graceful: bool = True) -> None:
+        return None
+
     def imap_unordered(self, paths):
         from ingest.documents import ParseFailure
         from ingest.parsing import parse_file
