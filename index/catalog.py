@@ -48,6 +48,9 @@ class Catalog:
         self.docs: dict[int, DocAttrs] = {}
         self.doc_chunks: dict[int, np.ndarray] = {}
         self.position = -1
+        # (caller's visibility, filters) -> allowed ids. Internal apps repeat the same few
+        # principals and filters, so each pair costs one scan per catalog change, not per query.
+        self._allowed_cache: dict[tuple, tuple[np.ndarray | None, np.ndarray | None]] = {}
 
     def refresh(self, position: int | None = None) -> None:
         """Reload when the change log moved. Cheap enough for ~100k documents / 1M chunks."""
@@ -73,6 +76,7 @@ class Catalog:
                 for piece in np.split(arr, boundaries):
                     doc_chunks[int(piece[0, 0])] = piece[:, 1].copy()
             self.docs, self.doc_chunks, self.position = docs, doc_chunks, position
+            self._allowed_cache = {}
 
     def allowed_documents(self, can_see: Callable[[frozenset[str]], bool], filters, *, everything_visible: bool) -> np.ndarray | None:
         """Sorted ids of indexed documents the caller may see that pass the filters, or None
@@ -81,6 +85,19 @@ class Catalog:
             return None
         out = [d.id for d in self.docs.values() if d.indexed and can_see(d.groups) and matches(d, filters)]
         return np.asarray(sorted(out), dtype=np.int64)
+
+    def allowed(self, groups: frozenset[str], all_access: bool, can_see: Callable[[frozenset[str]], bool], filters) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(allowed document ids, allowed chunk ids), or (None, None) when nothing restricts."""
+        key = (all_access, groups, repr(filters), self.position)
+        cached = self._allowed_cache.get(key)
+        if cached is not None:
+            return cached
+        docs = self.allowed_documents(can_see, filters, everything_visible=all_access)
+        result = (docs, self.chunk_ids(docs) if docs is not None else None)
+        if len(self._allowed_cache) >= 512:
+            self._allowed_cache = {}
+        self._allowed_cache[key] = result
+        return result
 
     def chunk_ids(self, document_ids: np.ndarray) -> np.ndarray:
         parts = [self.doc_chunks[int(d)] for d in document_ids if int(d) in self.doc_chunks]

@@ -75,8 +75,7 @@ class HybridRetriever:
         t = time.perf_counter()
         settings = self.settings
         self.catalog.refresh(self.indexes.position)
-        allowed_docs = self.catalog.allowed_documents(principal.can_see, filters, everything_visible=principal.all_access)
-        allowed_chunks = self.catalog.chunk_ids(allowed_docs) if allowed_docs is not None else None
+        allowed_docs, allowed_chunks = self.catalog.allowed(principal.groups, principal.all_access, principal.can_see, filters)
         t = watch.lap("filter", t)
         if allowed_docs is not None and len(allowed_docs) == 0:
             return SearchOutcome([], watch.timings)
