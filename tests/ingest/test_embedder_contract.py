@@ -248,28 +248,31 @@ def test_missing_backend_packages_give_a_clear_error(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("backend", "quantization", "device", "onnx_installed", "expected"),
+    ("backend", "quantization", "device", "installed", "expected"),
     [
-        ("auto", "auto", "cuda", True, ("torch", "none")),
-        ("auto", "auto", "cpu", False, ("torch", "none")),
-        ("auto", "auto", "cpu", True, ("onnx", "int8")),
-        ("openvino", "auto", "cpu", True, ("openvino", "int8")),
-        ("onnx", "none", "cpu", True, ("onnx", "none")),
-        ("torch", "auto", "cpu", True, ("torch", "none")),
+        ("auto", "none", "cuda", {"openvino", "onnx"}, ("torch", "none")),
+        ("auto", "none", "cpu", set(), ("torch", "none")),
+        ("auto", "none", "cpu", {"openvino", "onnx"}, ("openvino", "none")),
+        ("auto", "none", "cpu", {"onnx"}, ("onnx", "none")),
+        ("auto", "int8", "cpu", {"onnx"}, ("onnx", "int8")),
+        ("auto", "int8", "cpu", set(), ("openvino", "int8")),  # then fails naming the packages
+        ("onnx", "int8", "cpu", {"onnx"}, ("onnx", "int8")),
+        ("torch", "none", "cpu", {"openvino"}, ("torch", "none")),
     ],
 )
-def test_resolve_backend(monkeypatch, backend, quantization, device, onnx_installed, expected):
+def test_resolve_backend(monkeypatch, backend, quantization, device, installed, expected):
     from ingest import embedder_st
 
-    monkeypatch.setattr(embedder_st, "backend_available", lambda name, quant="none": onnx_installed)
+    monkeypatch.setattr(embedder_st, "backend_available", lambda name, quant="none": name in installed)
     assert embedder_st.resolve_backend(backend, quantization, device) == expected
 
 
-def test_torch_cannot_be_quantized():
+@pytest.mark.parametrize(("backend", "device"), [("torch", "cpu"), ("auto", "cuda"), ("onnx", "cuda:0")])
+def test_int8_is_a_cpu_option_of_exported_backends(backend, device):
     from ingest.embedder_st import resolve_backend
 
     with pytest.raises(ValueError, match="int8"):
-        resolve_backend("torch", "int8", "cpu")
+        resolve_backend(backend, "int8", device)
 
 
 # --- shared helpers -----------------------------------------------------------------------
