@@ -34,6 +34,9 @@ from index.vectors import IndexCorrupt, VectorIndex, VectorParams
 log = logging.getLogger(__name__)
 
 
+RETIRE_GRACE_S = 60.0  # a replaced index stays open this long for searches already running
+
+
 class ModelMismatch(RuntimeError):
     """The index was built with other embeddings than the configured model produces."""
 
@@ -101,6 +104,7 @@ class IndexSet:
         self.position = 0
         self.mutex = threading.RLock()  # guards swaps and catch-up; searches read references
         self.events: list[str] = []
+        self._retired: list[tuple[float, KeywordIndex]] = []
 
     # --- paths ------------------------------------------------------------------------------------
     def _version_dir(self, version: int) -> Path:
@@ -210,11 +214,24 @@ class IndexSet:
             atomic_write_json(self.root / "CURRENT.json", {"version": version})
         old_keyword = self.keyword
         self.vectors, self.keyword, self.version = vectors, keyword, version
-        if old_keyword is not None:
-            try:
-                old_keyword.close()
-            except Exception:
-                pass
+        if old_keyword is not None and old_keyword is not keyword:
+            # Searches that started before the switch still hold the old pair: retire it and
+            # close it only once they are surely done, never under their feet.
+            self._retired.append((time.monotonic(), old_keyword))
+        self._close_retired()
+
+    def _close_retired(self, grace_s: float = RETIRE_GRACE_S) -> None:
+        now = time.monotonic()
+        keep = []
+        for retired_at, index in self._retired:
+            if now - retired_at >= grace_s:
+                try:
+                    index.close()
+                except Exception:
+                    pass
+            else:
+                keep.append((retired_at, index))
+        self._retired = keep
 
     def catch_up(self, persist: bool = True) -> int:
         """Apply change-log rows past the indexes' positions. Returns rows applied."""
@@ -224,6 +241,8 @@ class IndexSet:
             # the keyword files belong to the writer and are picked up when it commits.
             start = min(self.vectors.position, self.keyword.position) if self.lock.held else self.vectors.position
             start, applied = self._replay(start)
+            if self._retired:
+                self._close_retired()
             if applied:
                 self.vectors.position = start
                 if self.lock.held:
@@ -327,17 +346,15 @@ class IndexSet:
                 keyword = self._open_keyword(current)
                 old = self.keyword
                 self.vectors, self.keyword, self.version = vectors, keyword, current
-                self.catch_up(persist=False)
                 if old is not None:
-                    try:
-                        old.close()
-                    except Exception:
-                        pass
+                    self._retired.append((time.monotonic(), old))
+                self.catch_up(persist=False)
             return True
         return False
 
     def close(self) -> None:
         with self.mutex:
+            self._close_retired(grace_s=0.0)
             if self.keyword is not None:
                 self.keyword.close()
             self.lock.release()

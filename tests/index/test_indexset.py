@@ -121,3 +121,17 @@ def test_index_from_another_model_is_refused(env):
     _open(settings, store).close()
     with pytest.raises(ModelMismatch, match="reindex --reembed"):
         _open(settings, store, fp="fp-B")
+
+
+def test_search_holding_the_old_pair_survives_a_switch(env):
+    """Regression: a reindex closed the old keyword index under in-flight searches (HTTP 500s)."""
+    settings, store = env
+    _write(store, "a", ["alpha words", "beta words"])
+    ix = _open(settings, store)
+    old_vectors, old_keyword = ix.vectors, ix.keyword  # what a running search captured
+    ix.rebuild()
+    assert ix.keyword is not old_keyword
+    assert old_keyword.search("alpha", 5)  # still usable
+    query = np.ones((1, DIM), dtype=np.float32) / np.sqrt(DIM)
+    assert (old_vectors.search(query, 2)[1] >= 0).all()
+    ix.close()
