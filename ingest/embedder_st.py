@@ -183,12 +183,11 @@ class SentenceTransformerEmbedder:
             settings.embedding_model,
             device=settings.embedding_device,
             backend=settings.embedding_backend,
-            # Read defensively until the setting exists everywhere: older configs lack it.
-            quantization=getattr(settings, "embedding_quantization", "none"),
+            quantization=settings.embedding_quantization,
             batch_size=settings.embedding_batch_size,
             batch_tokens=settings.embedding_batch_tokens,
             threads=settings.embedding_threads,
-            cache_dir=settings.data_dir / "models",
+            cache_dir=settings.model_cache_dir or settings.data_dir / "models",
         )
 
     # --- Embedder ---------------------------------------------------------------------------

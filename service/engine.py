@@ -173,6 +173,7 @@ class Groundwork:
             "index_position": indexes.position,
             "embedding_model": self.embedder.model_name,
             "embedding_fingerprint": self.embedder.fingerprint[:16],
+            "embedding_backend": getattr(self.embedder, "backend", None),
             "vector_index": getattr(indexes.vectors, "kind", "unknown"),
             "keyword_index": getattr(indexes.keyword, "name", "unknown"),
             "fusion": self.settings.fusion,
