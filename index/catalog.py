@@ -88,7 +88,7 @@ class Catalog:
 
     def allowed(self, groups: frozenset[str], all_access: bool, can_see: Callable[[frozenset[str]], bool], filters) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(allowed document ids, allowed chunk ids), or (None, None) when nothing restricts."""
-        key = (all_access, groups, repr(filters), self.position)
+        key = (all_access, groups, repr(filters))  # refresh() empties the cache
         cached = self._allowed_cache.get(key)
         if cached is not None:
             return cached

@@ -366,16 +366,13 @@ class IndexSet:
             self.catch_up(persist=False)
             db_ids = self.store.live_chunk_ids()
             problems: list[str] = []
-            vector_ids = self.vectors.live_ids() if hasattr(self.vectors, "live_ids") else None
-            if vector_ids is not None:
-                missing = np.setdiff1d(db_ids, vector_ids)
-                extra = np.setdiff1d(vector_ids, db_ids)
-                if len(missing):
-                    problems.append(f"{len(missing)} chunks have no vector (e.g. {missing[:5].tolist()})")
-                if len(extra):
-                    problems.append(f"{len(extra)} vectors have no chunk (e.g. {extra[:5].tolist()})")
-            elif self.vectors.live_count != len(db_ids):
-                problems.append(f"vector count {self.vectors.live_count} != chunk count {len(db_ids)}")
+            vector_ids = self.vectors.live_ids()
+            missing = np.setdiff1d(db_ids, vector_ids)
+            extra = np.setdiff1d(vector_ids, db_ids)
+            if len(missing):
+                problems.append(f"{len(missing)} chunks have no vector (e.g. {missing[:5].tolist()})")
+            if len(extra):
+                problems.append(f"{len(extra)} vectors have no chunk (e.g. {extra[:5].tolist()})")
             if self.keyword.count() != len(db_ids):
                 problems.append(f"keyword index holds {self.keyword.count()} chunks, database {len(db_ids)}")
             fingerprints = self.store.fingerprints()

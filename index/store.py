@@ -325,7 +325,6 @@ class Store:
     def chunk_records(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
         if len(chunk_ids) == 0:
             return {}
-        collections = self.collections()
         out: dict[int, ChunkRecord] = {}
         with Session(self.engine) as session:
             ids = list(dict.fromkeys(int(i) for i in chunk_ids))
@@ -333,17 +332,18 @@ class Store:
                 rows = session.execute(
                     select(
                         Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.text, Chunk.context, Chunk.pages, Chunk.heading_path,
-                        Chunk.start, Chunk.end, Document.source, Document.title, Document.mime_type, Document.collection_id,
+                        Chunk.start, Chunk.end, Document.source, Document.title, Document.mime_type, Collection.name,
                         Document.groups,
                     )
                     .join(Document, Document.id == Chunk.document_id)
+                    .join(Collection, Collection.id == Document.collection_id)
                     .where(Chunk.id.in_(ids[start : start + 900]))
                 ).all()
                 for r in rows:
                     out[r[0]] = ChunkRecord(
                         id=r[0], document_id=r[1], ordinal=r[2], text=r[3], context=r[4], pages=list(r[5] or []),
                         heading_path=list(r[6] or []), start=r[7], end=r[8], source=r[9], title=r[10], mime_type=r[11],
-                        collection=collections.get(r[12], ""), groups=list(r[13] or []),
+                        collection=r[12], groups=list(r[13] or []),
                     )
         return out
 

@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -377,7 +377,3 @@ class IngestRunner:
                 continue
             if self.store.delete_document(doc_id):
                 self._record(summary, FileResult(source, "removed", document_id=doc_id), None)
-
-
-def summary_counts(summary: JobSummary) -> dict:
-    return asdict(summary)

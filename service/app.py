@@ -264,26 +264,15 @@ def _search(svc: Services, query: str, *, k: int, principal: Principal, filters:
     return outcome
 
 
-def _extractive(svc: Services):
-    from service.generation.extractive import ExtractiveGenerator
-
-    return ExtractiveGenerator.from_settings(svc.settings, embed=svc.groundwork.embedder.embed_queries)
+def _count_generator_fallback(svc: Services):
+    return lambda _error: svc.metrics.fallbacks.inc(stage="generate")
 
 
 def _generate(svc: Services, question: str, outcome: SearchOutcome) -> Answer:
     """Answer from the top passages; a failing generator degrades to the extractive one."""
-    gw = svc.groundwork
     passages = outcome.hits[: svc.settings.context_chunks]
     started = time.perf_counter()
-    try:
-        answer = gw.generator.answer(question, passages)
-    except Exception as exc:
-        if svc.settings.generator == "extractive":
-            raise
-        log.warning("generator failed (%s: %s); answering extractively", type(exc).__name__, exc)
-        svc.metrics.fallbacks.inc(stage="generate")
-        answer = _extractive(svc).answer(question, passages)
-        answer.notes.insert(0, f"the {svc.settings.generator} generator failed ({type(exc).__name__}); answered extractively")
+    answer = svc.groundwork.generate(question, passages, on_fallback=_count_generator_fallback(svc))
     outcome.timings_ms["generate"] = round((time.perf_counter() - started) * 1000, 3)
     svc.metrics.observe_stages({"generate": outcome.timings_ms["generate"]})
     return answer
@@ -292,24 +281,7 @@ def _generate(svc: Services, question: str, outcome: SearchOutcome) -> Answer:
 def _stream_items(svc: Services, question: str, outcome: SearchOutcome) -> Iterator[str | Answer]:
     """Text deltas then one Answer; falls back to extractive when the generator fails up front."""
     passages = outcome.hits[: svc.settings.context_chunks]
-    try:
-        stream = iter(svc.groundwork.generator.stream(question, passages))
-        first = next(stream)
-    except StopIteration:
-        return
-    except Exception as exc:
-        if svc.settings.generator == "extractive":
-            raise
-        log.warning("generator stream failed (%s: %s); answering extractively", type(exc).__name__, exc)
-        svc.metrics.fallbacks.inc(stage="generate")
-        for item in _extractive(svc).stream(question, passages):
-            if isinstance(item, Answer):
-                item.notes.insert(0, f"the {svc.settings.generator} generator failed ({type(exc).__name__}); answered extractively")
-            yield item
-        return
-    yield first
-    if not isinstance(first, Answer):
-        yield from stream
+    return svc.groundwork.generate_stream(question, passages, on_fallback=_count_generator_fallback(svc))
 
 
 def _provenance(svc: Services, outcome: SearchOutcome, answer: Answer | None = None) -> dict:

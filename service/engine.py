@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from index.store import Store
 from ingest.embedder import Embedder
 from ingest.pipeline import IngestRunner, JobSummary, embedding_text
 from ingest.tokens import TokenCounter
+from service.generation.base import GeneratorUnavailable, answer_with_fallback, stream_with_fallback
 from service.query_types import Answer, Hit, Principal, SearchFilters
 from service.retrieval import HybridRetriever, SearchOutcome
 
@@ -155,15 +156,41 @@ class Groundwork:
         k = k or self.settings.context_chunks
         outcome = self.search(question, k=k, filters=filters, principal=principal, rerank=rerank)
         t = time.perf_counter()
-        answer = self.generator.answer(question, outcome.hits[: self.settings.context_chunks])
+        answer = self.generate(question, outcome.hits[: self.settings.context_chunks])
         outcome.timings_ms["generate"] = round((time.perf_counter() - t) * 1000, 3)
         return answer, outcome
 
-    def answer_stream(self, question: str, *, k: int | None = None, filters: SearchFilters | None = None, principal: Principal,
-                      rerank: bool | None = None) -> tuple[SearchOutcome, Iterator]:
-        k = k or self.settings.context_chunks
-        outcome = self.search(question, k=k, filters=filters, principal=principal, rerank=rerank)
-        return outcome, self.generator.stream(question, outcome.hits[: self.settings.context_chunks])
+    def generate(self, question: str, passages: Sequence[Hit], *, on_fallback: Callable[[Exception], None] | None = None) -> Answer:
+        """The configured generator's answer; when it fails, the extractive one's, with a note."""
+        primary, fallback = self._generators()
+        if fallback is None:
+            return primary.answer(question, passages)
+        return answer_with_fallback(primary, fallback, question, passages, on_fallback)
+
+    def generate_stream(self, question: str, passages: Sequence[Hit], *,
+                        on_fallback: Callable[[Exception], None] | None = None) -> Iterator:
+        """Text deltas then one Answer; falls back like ``generate`` before the first delta."""
+        primary, fallback = self._generators()
+        if fallback is None:
+            return iter(primary.stream(question, passages))
+        return stream_with_fallback(primary, fallback, question, passages, on_fallback)
+
+    def _generators(self):
+        """(primary, fallback): the extractive generator backs up any other, even a
+        misconfigured one, so an answer request never fails for want of an LLM."""
+        if self.settings.generator == "extractive":
+            return self.generator, None
+        try:
+            primary = self.generator
+        except GeneratorUnavailable as exc:
+            primary = _UnavailableGenerator(self.settings.generator, exc)
+        return primary, self._extractive_generator
+
+    @cached_property
+    def _extractive_generator(self):
+        from service.generation import ExtractiveGenerator
+
+        return ExtractiveGenerator.from_settings(self.settings, embed=self._embed_sentences)
 
     def provenance(self, *, reranked: bool | None = None) -> dict:
         indexes = self.indexes
@@ -250,6 +277,20 @@ class Groundwork:
         if self._indexes is not None:
             self._indexes.close()
         self.engine.dispose()
+
+
+class _UnavailableGenerator:
+    """Stands for a configured generator that could not be built, so the shared fallback
+    path reports it like any other generator failure."""
+
+    def __init__(self, name: str, error: Exception):
+        self.name, self.error = name, error
+
+    def answer(self, question, passages):
+        raise self.error
+
+    def stream(self, question, passages):
+        raise self.error
 
 
 class _BorrowedPool:

@@ -7,11 +7,14 @@ cited as ``[n]`` by every implementation, so answers from different generators r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from service.prompts import REFUSAL
 from service.query_types import Answer, Hit
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "REFUSAL", "Generator", "GeneratorUnavailable", "refusal_answer", "answer_with_fallback",
@@ -51,24 +54,42 @@ def _fallback_note(primary: Generator, fallback: Generator, error: Exception) ->
     return f"the {primary.name} generator is unavailable ({error}); answered by the {fallback.name} generator"
 
 
-def answer_with_fallback(primary: Generator, fallback: Generator, question: str, passages: Sequence[Hit]) -> Answer:
-    """Answer with ``primary``; if it is unavailable, with ``fallback``, and say so in the notes."""
+def _fell_back(primary: Generator, error: Exception, on_fallback: Callable[[Exception], None] | None) -> None:
+    log.warning("generator %s failed (%s: %s); answering with the fallback", primary.name, type(error).__name__, error)
+    if on_fallback is not None:
+        on_fallback(error)
+
+
+def answer_with_fallback(
+    primary: Generator, fallback: Generator, question: str, passages: Sequence[Hit],
+    on_fallback: Callable[[Exception], None] | None = None,
+) -> Answer:
+    """Answer with ``primary``; if it fails, with ``fallback``, and say so in the notes.
+
+    GeneratorUnavailable is the expected failure; any other error is treated the same way, so
+    a broken generator degrades the answer instead of failing the request.
+    """
     try:
         return primary.answer(question, passages)
-    except GeneratorUnavailable as error:
+    except Exception as error:
+        _fell_back(primary, error, on_fallback)
         answer = fallback.answer(question, passages)
         answer.notes.insert(0, _fallback_note(primary, fallback, error))
         return answer
 
 
 def stream_with_fallback(
-    primary: Generator, fallback: Generator, question: str, passages: Sequence[Hit]
+    primary: Generator, fallback: Generator, question: str, passages: Sequence[Hit],
+    on_fallback: Callable[[Exception], None] | None = None,
 ) -> Iterator[str | Answer]:
     """Stream from ``primary``, switching to ``fallback`` when it fails before its first delta."""
     try:
-        stream = primary.stream(question, passages)
+        stream = iter(primary.stream(question, passages))
         first = next(stream)
-    except GeneratorUnavailable as error:
+    except StopIteration:
+        return
+    except Exception as error:
+        _fell_back(primary, error, on_fallback)
         for item in fallback.stream(question, passages):
             if isinstance(item, Answer):
                 item.notes.insert(0, _fallback_note(primary, fallback, error))
