@@ -1,7 +1,8 @@
 """HTTP load: N concurrent clients against /v1/search on a running `groundwork serve`
 subprocess, next to the query-embedding-only throughput measured in the same run.
 
-    python bench/load.py --data-dir /tmp/gw-samples --clients 8 --seconds 30 [--reindex]
+    python bench/load.py --data-dir /tmp/gw-samples --clients 8 --seconds 30 [--rounds 3] [--reindex] [--workers N]
+    python bench/load.py --data-dir D --queries ../shared/data/scifact-train/queries.jsonl
 
 The data dir must already hold an ingested corpus (e.g. `groundwork --data-dir D ingest
 data/samples`). With --reindex, an admin reindex is triggered halfway through and every failed
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -37,18 +39,77 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def run_load(base: str, clients: int, seconds: float, reindex: bool) -> dict:
+class RawClient:
+    """A keep-alive HTTP/1.1 client that sends pre-encoded requests and reads just enough of
+    each response to check it: a load generator must cost the shared CPU far less than the
+    server it measures (httpx spends about 1.4 ms of CPU per request here)."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, payload: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            self.writer.write(payload)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            lower = head.lower()
+            at = lower.find(b"content-length:")
+            if at < 0:
+                raise ValueError("response without Content-Length")
+            length = int(lower[at + 15 : lower.index(b"\r\n", at)])
+            return status, await self.reader.readexactly(length)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def encode_search(host: str, port: int, query: str) -> bytes:
+    body = json.dumps({"query": query, "k": 10}).encode()
+    return (f"POST /v1/search HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def run_load(base: str, clients: int, seconds: float, reindex: bool, queries: list[str], client_kind: str = "raw") -> dict:
     import httpx
 
     latencies: list[float] = []
     errors: list[str] = []
+    host, port = base.split("//", 1)[1].rsplit(":", 1)
+    payloads = [encode_search(host, int(port), q) for q in queries]
     stop_at = time.perf_counter() + seconds
 
-    async def client(n: int) -> None:
+    async def raw_client(n: int) -> None:
+        http = RawClient(host, int(port))
+        i = n
+        while time.perf_counter() < stop_at:
+            payload = payloads[i % len(payloads)]
+            i += 1
+            t = time.perf_counter()
+            try:
+                status, body = await http.request(payload)
+            except Exception as exc:  # connection errors count as failures
+                errors.append(type(exc).__name__)
+                continue
+            if status != 200 or not body.startswith(b'{"results"'):
+                errors.append(f"HTTP {status}")
+                continue
+            latencies.append((time.perf_counter() - t) * 1000)
+        http.close()
+
+    async def httpx_client(n: int) -> None:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             i = n
             while time.perf_counter() < stop_at:
-                query = QUERIES[i % len(QUERIES)]
+                query = queries[i % len(queries)]
                 i += 1
                 t = time.perf_counter()
                 try:
@@ -56,7 +117,7 @@ async def run_load(base: str, clients: int, seconds: float, reindex: bool) -> di
                     if r.status_code != 200:
                         errors.append(f"HTTP {r.status_code}")
                         continue
-                except Exception as exc:  # connection errors count as failures
+                except Exception as exc:
                     errors.append(type(exc).__name__)
                     continue
                 latencies.append((time.perf_counter() - t) * 1000)
@@ -67,6 +128,7 @@ async def run_load(base: str, clients: int, seconds: float, reindex: bool) -> di
             r = await http.post("/v1/reindex")
             return f"reindex requested: HTTP {r.status_code}"
 
+    client = raw_client if client_kind == "raw" else httpx_client
     tasks = [client(n) for n in range(clients)]
     if reindex:
         tasks.append(trigger_reindex())
@@ -76,74 +138,134 @@ async def run_load(base: str, clients: int, seconds: float, reindex: bool) -> di
     return {"latencies": latencies, "errors": errors, "elapsed": elapsed, "notes": [r for r in results if isinstance(r, str)]}
 
 
-def embedding_bound(seconds: float, clients: int) -> float:
-    """Single-query embeddings per second with the same model, in-process, same threads."""
-    from concurrent.futures import ThreadPoolExecutor
+def process_cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its threads, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    from index.settings import Settings
-    from ingest.embedder_st import SentenceTransformerEmbedder
 
-    embedder = SentenceTransformerEmbedder.from_settings(Settings())
-    embedder.embed_queries(QUERIES[:2])
-    count = 0
-    stop_at = time.perf_counter() + seconds
+class EmbeddingBound:
+    """Single-query embedding with the service's model, in-process, one caller per core: the
+    throughput a server would reach if embedding the query were its only cost."""
 
-    def loop(n: int) -> int:
-        done, i = 0, n
-        while time.perf_counter() < stop_at:
-            embedder.embed_queries([QUERIES[i % len(QUERIES)]])
-            i += 1
-            done += 1
-        return done
+    def __init__(self, queries: list[str]):
+        from index.settings import Settings
+        from ingest.embedder_st import SentenceTransformerEmbedder
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max(1, min(clients, 2))) as pool:
-        count = sum(pool.map(loop, range(max(1, min(clients, 2)))))
-    return count / (time.perf_counter() - started)
+        self.queries = queries
+        self.embedder = SentenceTransformerEmbedder.from_settings(Settings())
+        self.embedder.embed_queries(queries[:2])
+
+    def measure(self, seconds: float) -> tuple[float, float]:
+        """(queries/s, CPU ms per query)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        stop_at = time.perf_counter() + seconds
+        callers = os.cpu_count() or 1
+
+        def loop(n: int) -> int:
+            done, i = 0, n
+            while time.perf_counter() < stop_at:
+                self.embedder.embed_queries([self.queries[i % len(self.queries)]])
+                i += 1
+                done += 1
+            return done
+
+        started, cpu_started = time.perf_counter(), time.process_time()
+        with ThreadPoolExecutor(callers) as pool:
+            count = sum(pool.map(loop, range(callers)))
+        return count / (time.perf_counter() - started), (time.process_time() - cpu_started) * 1000 / max(count, 1)
+
+
+def load_queries(path: Path | None, limit: int = 2000) -> list[str]:
+    if path is None:
+        return QUERIES
+    texts = [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+    return texts[:limit]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--reindex", action="store_true")
+    parser.add_argument("--seconds", type=float, default=30, help="total HTTP load time, split over the rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="baseline and load alternate this many times; medians are reported")
+    parser.add_argument("--reindex", action="store_true", help="switch to a rebuilt index halfway through the first round")
+    parser.add_argument("--workers", type=int, default=None, help="server processes (default: the service's own default)")
+    parser.add_argument("--queries", type=Path, default=None, help="BEIR queries.jsonl to draw queries from (default: built-in)")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (raw: lean keep-alive sockets)")
     args = parser.parse_args()
+    queries = load_queries(args.queries)
+    per_round = args.seconds / args.rounds
 
     port = free_port()
     env = {**os.environ, "GROUNDWORK_DATA_DIR": str(args.data_dir), "GROUNDWORK_RATE_LIMIT_PER_MINUTE": "0"}
-    server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--dev", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "service.cli", "serve", "--dev", "--port", str(port)]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    rounds: list[dict] = []
     try:
         import httpx
 
-        deadline = time.time() + 180
+        deadline = time.time() + 300
         while time.time() < deadline:
             try:
                 if httpx.get(base + "/v1/health", timeout=2).status_code == 200:
                     break
             except Exception:
                 time.sleep(0.5)
-        httpx.post(base + "/v1/search", json={"query": "warm up"}, timeout=60)
-        result = asyncio.run(run_load(base, args.clients, args.seconds, args.reindex))
+        bound = EmbeddingBound(queries)
+        asyncio.run(run_load(base, args.clients, 3.0, False, queries, args.client))  # warm every worker
+        for n in range(args.rounds):
+            bound_rps, bound_cpu = bound.measure(min(per_round, 5.0))
+            server_cpu = _tree_cpu_seconds(server.pid)
+            client_cpu = time.process_time()
+            result = asyncio.run(run_load(base, args.clients, per_round, args.reindex and n == 0, queries, args.client))
+            client_cpu = time.process_time() - client_cpu
+            server_cpu = _tree_cpu_seconds(server.pid) - server_cpu
+            done = max(len(result["latencies"]), 1)
+            rounds.append({"bound": bound_rps, "bound_cpu": bound_cpu, "rps": len(result["latencies"]) / result["elapsed"],
+                           "server_cpu": server_cpu * 1000 / done, "client_cpu": client_cpu * 1000 / done, **result})
     finally:
         server.terminate()
         server.wait(timeout=30)
-    bound = embedding_bound(min(args.seconds, 15), args.clients)
-    lat = result["latencies"]
-    rps = len(lat) / result["elapsed"]
+
     print(f"machine: {machine()}")
-    print(f"{args.clients} clients, {args.seconds:.0f} s, corpus in {args.data_dir}; " + "; ".join(result["notes"]))
-    print(table([
-        ["query embedding only, in-process [baseline]", f"{bound:.1f}", "-", "-", "-", "-", "1.00"],
-        ["HTTP POST /v1/search (hybrid, k=10)", f"{rps:.1f}", f"{median(lat):.1f}", f"{percentile(lat, 0.95):.1f}",
-         f"{percentile(lat, 0.99):.1f}", str(len(result["errors"])), f"{rps / bound:.2f}"],
-    ], ["what", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "x baseline"]))
-    if result["errors"]:
+    print(f"{args.clients} clients ({args.client}), {args.rounds} rounds of {per_round:.0f} s, {len(queries)} distinct queries, "
+          f"corpus in {args.data_dir}, server workers: {args.workers or 'default'}; "
+          + "; ".join(note for r in rounds for note in r["notes"]))
+    rows = []
+    for n, r in enumerate(rounds, 1):
+        lat = r["latencies"]
+        rows.append([f"round {n}: embedding only [baseline]", f"{r['bound']:.1f}", f"{r['bound_cpu']:.2f}", "-", "-", "-", "-", "1.00"])
+        rows.append([f"round {n}: HTTP POST /v1/search", f"{r['rps']:.1f}", f"{r['server_cpu']:.2f}", f"{median(lat):.1f}",
+                     f"{percentile(lat, 0.95):.1f}", f"{percentile(lat, 0.99):.1f}", str(len(r["errors"])), f"{r['rps'] / r['bound']:.2f}"])
+    all_lat = [x for r in rounds for x in r["latencies"]]
+    errors = [e for r in rounds for e in r["errors"]]
+    rows.append(["median: embedding only [baseline]", f"{median([r['bound'] for r in rounds]):.1f}",
+                 f"{median([r['bound_cpu'] for r in rounds]):.2f}", "-", "-", "-", "-", "1.00"])
+    rows.append(["median: HTTP POST /v1/search (hybrid, k=10)", f"{median([r['rps'] for r in rounds]):.1f}",
+                 f"{median([r['server_cpu'] for r in rounds]):.2f}", f"{median(all_lat):.1f}", f"{percentile(all_lat, 0.95):.1f}",
+                 f"{percentile(all_lat, 0.99):.1f}", str(len(errors)), f"{median([r['rps'] / r['bound'] for r in rounds]):.2f}"])
+    print(table(rows, ["what", "req/s", "CPU ms/req", "p50 ms", "p95 ms", "p99 ms", "errors", "x baseline"]))
+    print(f"load generator CPU: {median([r['client_cpu'] for r in rounds]):.2f} ms/req, on the same cores as the server; "
+          "CPU ms/req counts the server's processes only")
+    if errors:
         from collections import Counter
 
-        print("errors:", dict(Counter(result["errors"])))
+        print("errors:", dict(Counter(errors)))
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU of the server and its worker processes."""
+    total = process_cpu_seconds(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return total + sum(_tree_cpu_seconds(int(c)) for c in children)
 
 
 if __name__ == "__main__":

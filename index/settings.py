@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     # --- retrieval -----------------------------------------------------------------------
     keyword_analyzer: Literal["en_stem", "default", "whitespace"] = Field("en_stem", description="BM25 analyzer: en_stem = lowercase + English stemming + stop words.")
     dense_candidates: int = Field(100, ge=1)
+    search_threads: int = Field(1, ge=1, description="HTTP service: searches (index lookups, fusion, chunk fetch) run on at most this many threads at once. Measured with bench/load.py: Python threads contend for the interpreter lock, so on 2 cores one thread served more queries than six; query embedding is batched separately.")
     keyword_candidates: int = Field(100, ge=1)
     fusion: Literal["rrf", "weighted"] = Field("weighted", description="weighted: convex combination of per-query min-max-normalized scores (measured best on SciFact train: nDCG@10 0.730 vs 0.722 for plain RRF, bench/tune_fusion.py); rrf: reciprocal rank fusion.")
     rrf_k: int = Field(60, ge=1)
@@ -76,13 +77,14 @@ class Settings(BaseSettings):
     reranker_model: str = Field("cross-encoder/ms-marco-MiniLM-L-6-v2")
     rerank_candidates: int = Field(30, ge=1)
     reranker_enabled: bool = Field(True)
+    rerank_timeout_s: float = Field(2.0, ge=0, description="A rerank that takes longer is abandoned: results come back fused, and provenance says so. 0 waits for ever.")
 
     # --- generation ----------------------------------------------------------------------
     generator: Literal["extractive", "openai"] = Field("extractive")
     openai_base_url: str | None = None
     openai_model: str | None = None
     openai_api_key: str | None = None
-    openai_timeout_s: float = 60.0
+    openai_timeout_s: float = Field(60.0, description="The generator stage's deadline per HTTP call; past it, answers fall back to extractive and provenance says so.")
     openai_max_retries: int = 2
     answer_max_sentences: int = 4
     answer_min_support: float = Field(0.35, description="A sentence must support the question at least this much to be cited.")
@@ -97,6 +99,7 @@ class Settings(BaseSettings):
     max_query_chars: int = 2000
     max_k: int = 100
     rate_limit_per_minute: int = Field(600, description="Per API key; 0 disables.")
+    metrics_public: bool = Field(False, description="Serve /metrics without a key. Off by default: index sizes count every document, including those a given key may not see; Prometheus can send an admin key as a bearer token.")
     ingest_job_workers: int = 1
     ingest_roots: list[Path] = Field(default_factory=list, description="Server-side paths that admins may ingest from.")
 

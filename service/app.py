@@ -9,6 +9,7 @@ the key travels into every query, and objects the caller may not see are reporte
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -154,6 +155,7 @@ class Services:
     jobs: JobRunner
     reindexer: Reindexer
     uploads_dir: Path
+    search_limiter: anyio.CapacityLimiter
 
 
 def _services(state: State) -> Services:
@@ -247,19 +249,37 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
 # --- query path --------------------------------------------------------------------------------------
 
 
-def _search(svc: Services, query: str, *, k: int, principal: Principal, filters: SearchFilters | None, mode: str = "hybrid",
-            rerank: bool | None = None, collapse: bool = False) -> SearchOutcome:
-    """Search; a failing reranker degrades to fused results instead of failing the request."""
+async def _search(svc: Services, query: str, *, k: int, principal: Principal, filters: SearchFilters | None, mode: str = "hybrid",
+                  rerank: bool | None = None, collapse: bool = False) -> SearchOutcome:
+    """Search; a failing reranker degrades to fused results instead of failing the request.
+
+    The query is embedded by the batching embedder while this coroutine waits (no thread is
+    held), then the rest of the search runs on the bounded search threads: measured, a few
+    threads fighting over the interpreter lock serve fewer queries than one.
+    """
     gw = svc.groundwork
+    vector, embed_ms = None, None
+    future = gw.submit_query_embedding(query) if mode != "keyword" else None
+    if future is not None:
+        started = time.perf_counter()
+        vector = await asyncio.wrap_future(future)
+        embed_ms = round((time.perf_counter() - started) * 1000, 3)
+
+    def run(with_rerank: bool | None) -> SearchOutcome:
+        return gw.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=with_rerank, collapse_documents=collapse,
+                         query_vector=vector)
+
     try:
-        outcome = gw.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=rerank, collapse_documents=collapse)
+        outcome = await anyio.to_thread.run_sync(run, rerank, limiter=svc.search_limiter)
     except Exception as exc:
         if rerank is False or gw.reranker_state[0] is None:
             raise
         log.warning("search with reranking failed (%s: %s); retrying without the reranker", type(exc).__name__, exc)
         svc.metrics.fallbacks.inc(stage="rerank")
-        outcome = gw.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=False, collapse_documents=collapse)
+        outcome = await anyio.to_thread.run_sync(run, False, limiter=svc.search_limiter)
         outcome.notes.append(f"the reranker failed ({type(exc).__name__}); results are fused, not reranked")
+    if embed_ms is not None:
+        outcome.timings_ms["embed_query"] = embed_ms
     svc.metrics.observe_stages(outcome.timings_ms)
     return outcome
 
@@ -333,9 +353,12 @@ def _wants_stream(request: Request, flag: bool) -> bool:
 # --- health and metrics --------------------------------------------------------------------------------
 
 
-@get("/health", opt={"public": True}, sync_to_thread=True, tags=["service"], summary="Liveness and component status (no key needed)")
-def health(svc: NamedDependency[Services]) -> Response[HealthResponse]:
+@get("/health", opt={"public": True}, sync_to_thread=True, tags=["service"], summary="Liveness and component status (no key needed)",
+     description="Open to anyone, so it states only whether each component works. Index sizes and positions are shown "
+                 "to admin keys (and in dev mode): counts cover every document, including those other keys may not see.")
+def health(request: Request, svc: NamedDependency[Services]) -> Response[HealthResponse]:
     gw = svc.groundwork
+    detailed = _is_admin_request(svc, request.headers.get("authorization"))
     problems: list[str] = []
     database = "ok"
     try:
@@ -346,8 +369,9 @@ def health(svc: NamedDependency[Services]) -> Response[HealthResponse]:
     indexes: dict[str, Any] = {}
     try:
         idx = gw.indexes
-        indexes = {"version": idx.version, "position": idx.position, "vectors": int(idx.vectors.live_count),
-                   "keyword_docs": int(idx.keyword.count())}
+        indexes = {"version": idx.version, "state": "ok"}
+        if detailed:
+            indexes |= {"position": idx.position, "vectors": int(idx.vectors.live_count), "keyword_docs": int(idx.keyword.count())}
     except Exception as exc:
         indexes = {"error": f"{type(exc).__name__}: {exc}"}
         problems.append("indexes unavailable")
@@ -376,7 +400,16 @@ def health(svc: NamedDependency[Services]) -> Response[HealthResponse]:
     return Response(body, status_code=503 if fatal else 200)
 
 
-@get("/metrics", sync_to_thread=True, include_in_schema=True, tags=["service"], summary="Prometheus metrics (text format)", media_type=METRICS_CONTENT_TYPE)
+def _is_admin_request(svc: Services, header: str | None) -> bool:
+    """Whether an optional Authorization header belongs to an admin key (always, in dev mode)."""
+    if svc.settings.auth == AuthMode.off:
+        return True
+    if not header:
+        return False
+    caller = auth.authenticate(svc.groundwork.store, header)
+    return caller is not None and caller.allows("admin")
+
+
 def metrics(svc: NamedDependency[Services]) -> Response[str]:
     return Response(svc.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
@@ -395,13 +428,13 @@ _SEARCH_EXAMPLE = Example(summary="Hybrid search in one collection", value={
 _ANSWER_EXAMPLE = Example(summary="Grounded answer", value={"query": "How many vacation days do new employees get?", "k": 6})
 
 
-@post("/search", status_code=200, sync_to_thread=True, responses=_ERRORS, tags=["query"], summary="Hybrid search",
+@post("/search", status_code=200, responses=_ERRORS, tags=["query"], summary="Hybrid search",
       description="Dense + keyword retrieval, fused and optionally reranked; only documents the key may see.")
-def search(svc: NamedDependency[Services], caller: NamedDependency[auth.KeyInfo],
-           data: Annotated[SearchRequest, Body(examples=[_SEARCH_EXAMPLE])]) -> SearchResponse:
+async def search(svc: NamedDependency[Services], caller: NamedDependency[auth.KeyInfo],
+                 data: Annotated[SearchRequest, Body(examples=[_SEARCH_EXAMPLE])]) -> SearchResponse:
     check_query(data.query, svc.settings)
     check_k(data.k, svc.settings)
-    outcome = _search(svc, data.query, k=data.k, principal=caller.principal, filters=to_filters(data.filters), mode=data.mode,
+    outcome = await _search(svc, data.query, k=data.k, principal=caller.principal, filters=to_filters(data.filters), mode=data.mode,
                       rerank=data.rerank, collapse=data.collapse)
     return SearchResponse(results=[result_out(h) for h in outcome.hits], provenance=_provenance(svc, outcome), timings_ms=outcome.timings_ms)
 
@@ -414,8 +447,7 @@ async def answer(request: Request, svc: NamedDependency[Services], caller: Named
     check_query(data.query, svc.settings)
     k = check_k(data.k, svc.settings) or svc.settings.context_chunks
     filters = to_filters(data.filters)
-    outcome = await anyio.to_thread.run_sync(
-        lambda: _search(svc, data.query, k=k, principal=caller.principal, filters=filters, rerank=data.rerank))
+    outcome = await _search(svc, data.query, k=k, principal=caller.principal, filters=filters, rerank=data.rerank)
     if not _wants_stream(request, data.stream):
         result = await anyio.to_thread.run_sync(_generate, svc, data.query, outcome)
         return Response(answer_out(result, outcome.hits, _provenance(svc, outcome, result), outcome.timings_ms))
@@ -467,6 +499,10 @@ def _safe_filename(name: str | None) -> str:
         stem, dot, ext = base.rpartition(".")
         base = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 16 else base[:200]
     return base or "upload"
+
+
+def _principal_segment(principal_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", principal_id)[:64] or "_"
 
 
 def _parse_groups(values: list[str] | None) -> list[str]:
@@ -549,10 +585,13 @@ def upload_document(svc: NamedDependency[Services], caller: NamedDependency[auth
         record_key = f"{caller.prefix}:{idempotency_key}" if idempotency_key else None
         if record_key is not None and (replay := _idempotent_replay(svc, record_key, fingerprint)) is not None:
             return replay  # type: ignore[return-value]
-        source = f"upload://{collection}/{filename}"
+        # Names are per uploader: another principal's same-named document, visible or not, is
+        # never replaced, and whether one exists is never revealed.
+        source = f"upload://{collection}/{_principal_segment(caller.principal.id)}/{filename}"
         existing = svc.groundwork.store.find_document(collection, source)
         if existing is not None and not caller.principal.can_see(existing.groups):
-            raise ApiError(409, "source_conflict", "a document with this name exists in the collection and this key may not replace it")
+            raise ApiError(409, "source_conflict", "this key uploaded a document with this name that it may no longer see; "
+                                                   "upload under another name or ask an admin")
         final_dir = svc.uploads_dir / sha256
         final_dir.mkdir(parents=True, exist_ok=True)
         path = final_dir / filename
@@ -735,9 +774,20 @@ _CHAT_EXAMPLE = Example(summary="Ask the hr collection", value={
 })
 
 
+def _visible_collections(svc: Services, principal: Principal) -> set[str]:
+    """Collections holding a document the caller may see (every collection for all-access keys):
+    the names of the others are not the caller's business either."""
+    gw = svc.groundwork
+    if principal.all_access:
+        return set(gw.store.collections().values())
+    catalog = gw.catalog
+    catalog.refresh(gw.indexes.position)
+    return {doc.collection for doc in list(catalog.docs.values()) if principal.can_see(doc.groups)}
+
+
 @get("/models", sync_to_thread=True, responses=_ERRORS, tags=["openai"], summary="OpenAI-compatible model list: one model per collection")
-def list_models(svc: NamedDependency[Services]) -> dict[str, Any]:
-    names = [ALL_COLLECTIONS_MODEL, *sorted(svc.groundwork.store.collections().values())]
+def list_models(svc: NamedDependency[Services], caller: NamedDependency[auth.KeyInfo]) -> dict[str, Any]:
+    names = [ALL_COLLECTIONS_MODEL, *sorted(_visible_collections(svc, caller.principal))]
     return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "groundwork"} for n in names]}
 
 
@@ -753,12 +803,11 @@ async def chat_completions(svc: NamedDependency[Services], caller: NamedDependen
     check_query(question, svc.settings)
     filters = None
     if data.model != ALL_COLLECTIONS_MODEL:
-        if len(data.model) > 200 or await anyio.to_thread.run_sync(
-                lambda: svc.groundwork.store.collection_id(data.model, create=False)) is None:
+        if len(data.model) > 200 or data.model not in await anyio.to_thread.run_sync(_visible_collections, svc, caller.principal):
             raise ApiError(404, "model_not_found", f"no collection named {data.model[:80]!r}; use 'groundwork' for all collections")
         filters = SearchFilters(collections=(data.model,))
     k = svc.settings.context_chunks
-    outcome = await anyio.to_thread.run_sync(lambda: _search(svc, question, k=k, principal=caller.principal, filters=filters))
+    outcome = await _search(svc, question, k=k, principal=caller.principal, filters=filters)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if data.stream:
         return Stream(_chat_events(svc, question, outcome, completion_id, created, data.model), media_type="text/event-stream",
@@ -815,6 +864,7 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
     services = Services(
         groundwork=groundwork, settings=settings, limiter=RateLimiter(settings.rate_limit_per_minute), metrics=metrics_, jobs=jobs,
         reindexer=Reindexer(groundwork), uploads_dir=(settings.data_dir / "uploads").resolve(),
+        search_limiter=anyio.CapacityLimiter(settings.search_threads),
     )
     metrics_.registry.on_collect(lambda: _index_gauges(services))
     upload = post(
@@ -822,12 +872,17 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
         summary="Upload and ingest one document (multipart: file, collection, groups, metadata); honours Idempotency-Key",
         request_max_body_size=settings.max_upload_bytes + MULTIPART_SLACK_BYTES,
     )(upload_document)
+    metrics_route = get(
+        "/metrics", sync_to_thread=True, tags=["service"], media_type=METRICS_CONTENT_TYPE, guards=[authorize],
+        opt={"public": settings.metrics_public, "role": "admin"}, summary="Prometheus metrics (text format)",
+        description="Needs an admin key (Prometheus: `authorization: {credentials: <key>}`) unless GROUNDWORK_METRICS_PUBLIC=true.",
+    )(metrics)
     api = Router(
         path=API_PREFIX, route_handlers=[*_ROUTE_HANDLERS, upload], guards=[authorize],
         dependencies={"caller": Provide(_caller, sync_to_thread=False)},
     )
     app = Litestar(
-        route_handlers=[api, metrics],
+        route_handlers=[api, metrics_route],
         dependencies={"svc": Provide(_services, sync_to_thread=False)},
         exception_handlers={HTTPException: _handle_http_error, Exception: _handle_unexpected},
         request_max_body_size=settings.max_request_bytes,

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
@@ -116,7 +117,14 @@ class Groundwork:
     @property
     def retriever(self) -> HybridRetriever:
         reranker, _status = self.reranker_state
-        return HybridRetriever(self.settings, self.store, self.indexes, self.catalog, self._embed_query, reranker)
+        return HybridRetriever(self.settings, self.store, self.indexes, self.catalog, self._embed_query, reranker,
+                               rerank_pool=self._rerank_pool if reranker is not None else None)
+
+    @cached_property
+    def _rerank_pool(self) -> ThreadPoolExecutor:
+        """One thread: reranks queue rather than pile up on the CPU, and a stuck one makes the
+        next ones miss their deadline (and fall back) instead of multiplying."""
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank")
 
     def _embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed_queries([query])[0]
@@ -145,11 +153,18 @@ class Groundwork:
         return _BorrowedPool(self._parser_pool, self._parser_lock)
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", filters: SearchFilters | None = None,
-               principal: Principal, rerank: bool | None = None, collapse_documents: bool = False) -> SearchOutcome:
+               principal: Principal, rerank: bool | None = None, collapse_documents: bool = False,
+               query_vector: np.ndarray | None = None) -> SearchOutcome:
         if self.auto_refresh:
             self.refresh_indexes()
         return self.retriever.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=rerank,
-                                     collapse_documents=collapse_documents)
+                                     collapse_documents=collapse_documents, query_vector=query_vector)
+
+    def submit_query_embedding(self, query: str) -> Future | None:
+        """The query's vector as a future when the embedder batches queries (the server's does),
+        so that an async caller waits without holding a thread; None otherwise."""
+        submit = getattr(self.embedder, "submit", None)
+        return submit(query) if callable(submit) else None
 
     def answer(self, question: str, *, k: int | None = None, filters: SearchFilters | None = None, principal: Principal,
                rerank: bool | None = None) -> tuple[Answer, SearchOutcome]:
@@ -276,6 +291,12 @@ class Groundwork:
             self._parser_pool = None
         if self._indexes is not None:
             self._indexes.close()
+        rerank_pool = self.__dict__.get("_rerank_pool")
+        if rerank_pool is not None:
+            rerank_pool.shutdown(wait=False, cancel_futures=True)
+        close_embedder = getattr(self._embedder, "close", None)  # e.g. the server's query batcher thread
+        if callable(close_embedder):
+            close_embedder()
         self.engine.dispose()
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,6 +53,7 @@ class HybridRetriever:
         catalog: Catalog,
         embed_query: Callable[[str], np.ndarray],
         reranker=None,
+        rerank_pool: Executor | None = None,
     ):
         self.settings = settings
         self.store = store
@@ -58,6 +61,7 @@ class HybridRetriever:
         self.catalog = catalog
         self.embed_query = embed_query
         self.reranker = reranker
+        self.rerank_pool = rerank_pool
 
     def search(
         self,
@@ -111,7 +115,8 @@ class HybridRetriever:
         use_rerank = self.reranker is not None and (rerank if rerank is not None else True)
         depth = max(k, settings.rerank_candidates if use_rerank else k) * 2 + 10
         window = ranked[:depth]
-        records = self.store.chunk_records([cid for cid, *_ in window])
+        want_vectors = settings.dedup_similarity < 1.0
+        records = self.store.chunk_records([cid for cid, *_ in window], with_embeddings=want_vectors)
         hits: list[Hit] = []
         for cid, score, ranks, scores in window:
             record = records.get(cid)
@@ -120,19 +125,26 @@ class HybridRetriever:
             if not principal.can_see(record.groups):  # belt and braces: never leak
                 continue
             hits.append(_hit(record, score, ranks, scores))
-        hits = self._dedupe(hits)
+        # Only as many as later steps can use: the reranker's window, or k. Collapsing to one
+        # hit per document needs the whole window.
+        need = None if collapse_documents else max(k, settings.rerank_candidates if use_rerank else k)
+        hits = self._dedupe(hits, records, need)
         t = watch.lap("fetch", t)
 
         reranked = False
+        notes: list[str] = []
         if use_rerank and hits:
             head = hits[: settings.rerank_candidates]
-            scores = self.reranker.rerank(query, [_rerank_text(h) for h in head])
-            for hit, s in zip(head, scores):
-                hit.rerank_score = float(s)
-                hit.score = float(s)
-            head.sort(key=lambda h: -h.rerank_score)
-            hits = head + hits[settings.rerank_candidates :]
-            reranked = True
+            scores = self._rerank_within_deadline(query, [_rerank_text(h) for h in head])
+            if scores is None:
+                notes.append(f"the reranker took longer than {settings.rerank_timeout_s:g} s; results are fused, not reranked")
+            else:
+                for hit, s in zip(head, scores):
+                    hit.rerank_score = float(s)
+                    hit.score = float(s)
+                head.sort(key=lambda h: -h.rerank_score)
+                hits = head + hits[settings.rerank_candidates :]
+                reranked = True
             t = watch.lap("rerank", t)
 
         if collapse_documents:
@@ -144,40 +156,53 @@ class HybridRetriever:
                 seen.add(hit.document_id)
                 collapsed.append(hit)
             hits = collapsed
-        return SearchOutcome(hits[:k], watch.timings, reranked)
+        return SearchOutcome(hits[:k], watch.timings, reranked, notes)
 
-    def _dedupe(self, hits: list[Hit]) -> list[Hit]:
-        """Collapse near-duplicate chunks (same text, or embeddings above the threshold)."""
-        if len(hits) < 2:
-            return hits
+    def _rerank_within_deadline(self, query: str, texts: list[str]):
+        """Scores, or None when the reranker misses ``rerank_timeout_s``: a slow reranker
+        costs the caller its ordering, not the request. The late call finishes on its own
+        thread (model calls cannot be interrupted) and its result is dropped."""
+        timeout = self.settings.rerank_timeout_s
+        if self.rerank_pool is None or timeout <= 0:
+            return self.reranker.rerank(query, texts)
+        future = self.rerank_pool.submit(self.reranker.rerank, query, texts)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            future.cancel()  # still queued behind a slow call: never starts
+            return None
+
+    def _dedupe(self, hits: list[Hit], records: dict[int, ChunkRecord], need: int | None = None) -> list[Hit]:
+        """Collapse near-duplicate chunks, in rank order, stopping once ``need`` are kept.
+
+        With embeddings (``dedup_similarity`` < 1) a chunk is dropped when its vector is that
+        similar to one already kept; identical texts always are, since the model is
+        deterministic. Without them, texts equal up to case and spacing are collapsed.
+        """
+        threshold = self.settings.dedup_similarity
         kept: list[Hit] = []
+        kept_vectors: np.ndarray | None = None
+        kept_count = 0
         seen_text: set[str] = set()
         for hit in hits:
-            key = " ".join(hit.text.lower().split())
-            if key in seen_text:
-                continue
-            seen_text.add(key)
+            record = records.get(hit.chunk_id)
+            vector = record.embedding if record is not None and threshold < 1.0 else None
+            if vector is None:
+                key = " ".join(hit.text.lower().split())
+                if key in seen_text:
+                    continue
+                seen_text.add(key)
+            else:
+                if kept_vectors is None:
+                    kept_vectors = np.empty((len(hits), vector.shape[0]), dtype=np.float32)
+                if kept_count and float((kept_vectors[:kept_count] @ vector).max()) >= threshold:
+                    continue
+                kept_vectors[kept_count] = vector
+                kept_count += 1
             kept.append(hit)
-        threshold = self.settings.dedup_similarity
-        if threshold >= 1.0 or len(kept) < 2:
-            return kept
-        ids, vecs = self.store.chunk_embeddings([h.chunk_id for h in kept])
-        if len(ids) == 0:
-            return kept
-        position = {int(i): n for n, i in enumerate(ids)}
-        chosen: list[Hit] = []
-        chosen_vecs: list[np.ndarray] = []
-        for hit in kept:
-            row = position.get(hit.chunk_id)
-            if row is None:
-                chosen.append(hit)
-                continue
-            vec = vecs[row]
-            if chosen_vecs and float(np.max(np.stack(chosen_vecs) @ vec)) >= threshold:
-                continue
-            chosen.append(hit)
-            chosen_vecs.append(vec)
-        return chosen
+            if need is not None and len(kept) >= need:
+                break
+        return kept
 
 
 def _rerank_text(hit: Hit) -> str:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,20 +48,25 @@ def unsafe_binding(settings: Settings) -> str | None:
 
 
 class QueryBatcher:
-    """Embedder wrapper that merges single-query calls arriving within ``window_s`` into one batch.
+    """Embedder wrapper that runs concurrent single-query calls through the model together.
 
-    Under concurrent load the model runs once per window instead of once per query, which on
-    a CPU is the difference between queueing and serving. Everything but ``embed_queries`` is
-    passed through unchanged; calls with several texts are not held back.
+    One batching thread owns the model: it takes every query waiting when the model frees up
+    (up to ``max_batch``) and runs them as one batch. An idle server embeds a lone query at
+    once, with no waiting window; under load the batch grows with the queue, so the model runs
+    once per batch instead of once per query, which on a CPU is the difference between queueing
+    and serving. Everything but ``embed_queries`` is passed through unchanged; calls with
+    several texts are not held back.
     """
 
-    def __init__(self, inner, *, window_s: float = 0.002, max_batch: int = 64):
+    def __init__(self, inner, *, max_batch: int = 64):
         self._inner = inner
-        self._window_s = window_s
         self._max_batch = max_batch
-        self._lock = threading.Lock()
-        self._pending: list[_Slot] = []
-        self._collecting = False
+        self._ready = threading.Condition()
+        self._pending: list[tuple[str, Future]] = []
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.queries = 0
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -69,51 +75,49 @@ class QueryBatcher:
         texts = list(texts)
         if len(texts) != 1:
             return self._inner.embed_queries(texts)
-        slot = _Slot(texts[0])
-        with self._lock:
-            self._pending.append(slot)
-            lead = not self._collecting
-            if lead:
-                self._collecting = True
-        if lead:
-            time.sleep(self._window_s)
-            with self._lock:
+        return self.submit(texts[0]).result()[None, :]
+
+    def submit(self, text: str) -> Future:
+        """The query's vector, later: lets an async caller wait without holding a thread."""
+        future: Future = Future()
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the query embedder is shut down")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="query-batcher", daemon=True)
+                self._thread.start()
+            self._pending.append((text, future))
+            self._ready.notify()
+        return future
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pending and not self._closed:
+                    self._ready.wait()
+                if self._closed and not self._pending:
+                    return
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-                self._collecting = False
             self._run(batch)
-            # Slots beyond max_batch wait for the next leader; make sure one exists.
-            with self._lock:
-                orphans = self._pending if not self._collecting else []
-                if orphans:
-                    self._pending = []
-            if orphans:
-                self._run(orphans)
-        slot.done.wait()
-        if slot.error is not None:
-            raise slot.error
-        return slot.vector[None, :]
 
-    def _run(self, batch: list[_Slot]) -> None:
+    def _run(self, batch: list[tuple[str, Future]]) -> None:
+        self.batches += 1
+        self.queries += len(batch)
         try:
-            vectors = np.asarray(self._inner.embed_queries([s.text for s in batch]))
-            for slot, vector in zip(batch, vectors):
-                slot.vector = vector
+            vectors = np.asarray(self._inner.embed_queries([text for text, _ in batch]))
         except BaseException as exc:  # every waiter learns of the failure
-            for slot in batch:
-                slot.error = exc
-        finally:
-            for slot in batch:
-                slot.done.set()
-
-
-class _Slot:
-    __slots__ = ("text", "vector", "error", "done")
-
-    def __init__(self, text: str):
-        self.text = text
-        self.vector = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), vector in zip(batch, vectors):
+            future.set_result(vector)
 
 
 class IndexFollower:

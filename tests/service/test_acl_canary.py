@@ -100,7 +100,9 @@ def test_answers_and_chat_never_reveal_the_canary(live, secret, who):
                     _assert_clean(streamed, secret)
             for model in ("groundwork", "hr"):
                 chat = client.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": probe}]})
-                assert chat.status_code == 200
+                # A collection the key cannot see answers exactly like one that does not exist.
+                missing = client.post("/v1/chat/completions", json={"model": "no-such-collection", "messages": [{"role": "user", "content": probe}]})
+                assert chat.status_code == (200 if model == "groundwork" else missing.status_code)
                 _assert_clean(chat, secret)
                 with client.stream("POST", "/v1/chat/completions",
                                    json={"model": model, "stream": True, "messages": [{"role": "user", "content": probe}]}) as streamed:

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -202,7 +203,7 @@ def test_upload_list_patch_delete(fresh):
                             data={"collection": "facilities", "groups": "eng,ops", "metadata": json.dumps({"owner": "facilities"})})
         assert first.status_code == 201, first.text
         doc = first.json()
-        assert doc["status"] == "added" and doc["chunks"] >= 1 and doc["source"] == "upload://facilities/parking notes.md"
+        assert doc["status"] == "added" and doc["chunks"] >= 1 and doc["source"] == "upload://facilities/writer_eng/parking notes.md"
         stored = list((server.root / "data" / "uploads").rglob("parking notes.md"))
         assert len(stored) == 1 and stored[0].read_bytes() == content  # no path traversal: lands under uploads/<sha256>/
         again = client.post("/v1/documents", files={"file": ("parking notes.md", content)}, data={"collection": "facilities", "groups": ["eng", "ops"]})
@@ -283,14 +284,23 @@ def test_upload_rejections(fresh):
         assert client.post("/v1/documents", content=b"not multipart", headers={"content-type": "text/plain"}).status_code in (400, 415)
 
 
-def test_writer_cannot_overwrite_an_invisible_document(fresh):
+def test_upload_names_are_per_uploader_so_an_invisible_document_is_neither_replaced_nor_revealed(fresh):
     server = fresh()
     with server.client(server.keys["admin_all"]) as admin:
-        assert admin.post("/v1/documents", files={"file": ("plan.txt", b"Secret plan for the merger.")}, data={"groups": "hr"}).status_code == 201
+        secret = admin.post("/v1/documents", files={"file": ("plan.txt", b"Secret plan for the merger.")}, data={"groups": "hr"})
+        assert secret.status_code == 201
     with server.client(server.keys["writer_eng"]) as writer:
-        clash = writer.post("/v1/documents", files={"file": ("plan.txt", b"Overwritten.")})
-        assert clash.status_code == 409
-        assert "merger" not in clash.text
+        mine = writer.post("/v1/documents", files={"file": ("plan.txt", b"Our plan for the offsite.")})
+        # Exactly what an upload of a new name looks like: no conflict, nothing about the other document.
+        assert mine.status_code == 201 and mine.json()["status"] == "added", mine.text
+        assert mine.json()["document_id"] != secret.json()["document_id"] and "merger" not in mine.text
+        again = writer.post("/v1/documents", files={"file": ("plan.txt", b"Our revised plan for the offsite.")})
+        assert again.status_code == 200 and again.json()["document_id"] == mine.json()["document_id"]  # own name: replaced
+    with server.client(server.keys["admin_all"]) as admin:
+        kept = admin.get(f"/v1/documents/{secret.json()['document_id']}")
+        assert kept.status_code == 200 and kept.json()["groups"] == ["hr"]
+        hits = admin.post("/v1/search", json={"query": "merger plan", "k": 5}).json()["results"]
+        assert any("merger" in h["text"] for h in hits)
 
 
 # --- ingestion jobs ----------------------------------------------------------------------------------
@@ -442,7 +452,7 @@ def test_request_ids(live):
 
 
 def test_health(live):
-    with live.client() as client:
+    with live.client(live.keys["admin"]) as client:
         body = client.get("/v1/health").json()
     assert body["status"] in ("ok", "degraded")
     assert body["database"] == "ok"
@@ -454,7 +464,7 @@ def test_health(live):
 def test_metrics_exposition(live):
     with live.client(live.keys["reader"]) as client:
         client.post("/v1/search", json={"query": "vacation"})
-    with live.client() as client:
+    with live.client(live.keys["admin"]) as client:
         response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -514,8 +524,35 @@ def test_failing_reranker_degrades_to_fused_results(fresh, monkeypatch):
         assert any("reranker failed" in note for note in body["provenance"]["notes"])
         answer = client.post("/v1/answer", json={"query": "How many vacation days do new employees receive?"})
         assert answer.status_code == 200 and answer.json()["grounded"] is True
-    with server.client() as anonymous:
-        assert 'groundwork_fallbacks_total{stage="rerank"}' in anonymous.get("/metrics").text
+    with server.client(server.keys["admin"]) as admin:
+        assert 'groundwork_fallbacks_total{stage="rerank"}' in admin.get("/metrics").text
+
+
+def test_slow_reranker_misses_its_deadline_and_the_request_still_answers(fresh, monkeypatch):
+    server = fresh(reranker_enabled=True, reranker_model="lexical", rerank_timeout_s=0.3)
+    reranker, _status = server.groundwork.reranker_state
+    release = threading.Event()
+    original = type(reranker).rerank
+
+    def slow(self, query, texts):
+        release.wait(10)  # a stuck model
+        return original(self, query, texts)
+
+    monkeypatch.setattr(type(reranker), "rerank", slow)
+    try:
+        with server.client(server.keys["reader"]) as client:
+            started = time.monotonic()
+            response = client.post("/v1/search", json={"query": "vacation days"})
+            elapsed = time.monotonic() - started
+            body = response.json()
+            assert response.status_code == 200 and body["results"], response.text
+            assert body["provenance"]["reranked"] is False
+            assert any("took longer than 0.3 s" in note for note in body["provenance"]["notes"])
+            assert elapsed < 5, elapsed  # the deadline, not the stuck model, decided
+            answer = client.post("/v1/answer", json={"query": "How many vacation days do new employees receive?"})
+            assert answer.status_code == 200 and any("took longer" in n for n in answer.json()["provenance"]["notes"])
+    finally:
+        release.set()
 
 
 def test_unavailable_generator_falls_back_to_extractive(fresh):
@@ -571,13 +608,16 @@ def test_query_batcher_merges_concurrent_queries_and_keeps_them_apart():
         def __init__(self):
             super().__init__(dimension=32)
             self.batches: list[int] = []
+            self.release = threading.Event()
 
         def embed_queries(self, texts):
             self.batches.append(len(texts))
+            self.release.wait(10)  # a slow model: the other queries queue behind the first batch
             return super().embed_queries(texts)
 
     inner = Recording()
-    batcher = QueryBatcher(inner, window_s=0.3)
+    batcher = QueryBatcher(inner)
+    threading.Timer(0.5, inner.release.set).start()
     texts = [f"query number {n} about topic {n * 7}" for n in range(8)]
     results: dict[int, np.ndarray] = {}
     barrier = threading.Barrier(len(texts))
@@ -597,6 +637,9 @@ def test_query_batcher_merges_concurrent_queries_and_keeps_them_apart():
     assert sum(inner.batches) == len(texts) and max(inner.batches) > 1
     assert batcher.fingerprint == inner.fingerprint and batcher.dimension == 32  # everything else passes through
     assert batcher.embed_queries(["a", "b"]).shape == (2, 32)
+    batcher.close()
+    with pytest.raises(RuntimeError, match="shut down"):
+        batcher.embed_queries(["after close"])
 
 
 def test_query_batcher_reports_failures_to_every_caller():
@@ -607,7 +650,7 @@ def test_query_batcher_reports_failures_to_every_caller():
             raise RuntimeError("model crashed")
 
     with pytest.raises(RuntimeError, match="model crashed"):
-        QueryBatcher(Broken(), window_s=0.0).embed_queries(["q"])
+        QueryBatcher(Broken()).embed_queries(["q"])
 
 
 def test_prometheus_exposition_format():

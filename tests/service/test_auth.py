@@ -158,11 +158,42 @@ def test_roles(live, method, path, body, role):
             assert response.status_code not in (401, 403, 500), (key_role, response.status_code, response.text)
 
 
-def test_health_metrics_and_schema_need_no_key(live):
+def test_health_and_schema_need_no_key_but_metrics_need_an_admin(live):
     with live.client() as client:
         assert client.get("/v1/health").status_code == 200
-        assert client.get("/metrics").status_code == 200
         assert client.get("/schema/openapi.json").status_code == 200
+        assert client.get("/metrics").status_code == 401
+    with live.client(live.keys["reader"]) as client:
+        assert client.get("/metrics").status_code == 403
+    with live.client(live.keys["admin"]) as client:
+        assert client.get("/metrics").status_code == 200
+
+
+def test_health_shows_index_counts_to_admins_only(live):
+    with live.client() as anonymous:
+        public = anonymous.get("/v1/health").json()["indexes"]
+    with live.client(live.keys["reader"]) as reader:
+        as_reader = reader.get("/v1/health").json()["indexes"]
+    with live.client(live.keys["admin"]) as admin:
+        as_admin = admin.get("/v1/health").json()["indexes"]
+    for view in (public, as_reader):
+        assert set(view) == {"version", "state"}, view
+    assert as_admin["vectors"] > 0 and "keyword_docs" in as_admin and "position" in as_admin
+
+
+def test_models_list_only_collections_the_key_can_see(fresh):
+    server = fresh()
+    with server.client(server.keys["admin_all"]) as admin:
+        assert admin.post("/v1/documents", files={"file": ("pay.txt", b"Salary bands for directors.")},
+                          data={"groups": "hr", "collection": "hr-private"}).status_code == 201
+        assert "hr-private" in [m["id"] for m in admin.get("/v1/models").json()["data"]]
+    with server.client(server.keys["reader"]) as reader:
+        names = [m["id"] for m in reader.get("/v1/models").json()["data"]]
+        assert "hr-private" not in names and "groundwork" in names
+        hidden = reader.post("/v1/chat/completions", json={"model": "hr-private", "messages": [{"role": "user", "content": "salary"}]})
+        missing = reader.post("/v1/chat/completions", json={"model": "no-such", "messages": [{"role": "user", "content": "salary"}]})
+        assert hidden.status_code == missing.status_code == 404
+        assert hidden.json()["error"]["code"] == missing.json()["error"]["code"] == "model_not_found"
 
 
 def test_admin_manages_keys_over_http(live):
