@@ -42,6 +42,7 @@ from sqlmodel import Session
 
 from index.models import Document, IdempotencyRecord, IngestJob, JobStatus, utcnow
 from index.settings import AuthMode, Settings
+from index.vectors import serve_single_queries_on_this_thread
 from service import auth
 from service.api_models import (
     AnswerRequest,
@@ -266,6 +267,7 @@ async def _search(svc: Services, query: str, *, k: int, principal: Principal, fi
         embed_ms = round((time.perf_counter() - started) * 1000, 3)
 
     def run(with_rerank: bool | None) -> SearchOutcome:
+        serve_single_queries_on_this_thread()
         return gw.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=with_rerank, collapse_documents=collapse,
                          query_vector=vector)
 
