@@ -346,21 +346,6 @@ class Store:
                     )
         return out
 
-    def chunk_embeddings(self, chunk_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) for those of ``chunk_ids`` that still exist, in no particular order."""
-        found_ids: list[int] = []
-        blobs: list[bytes] = []
-        with Session(self.engine) as session:
-            ids = [int(i) for i in chunk_ids]
-            for start in range(0, len(ids), 900):
-                for cid, blob in session.execute(
-                    select(Chunk.id, Chunk.embedding).where(Chunk.id.in_(ids[start : start + 900]))
-                ).all():
-                    if blob is not None:
-                        found_ids.append(cid)
-                        blobs.append(blob)
-        return np.asarray(found_ids, dtype=np.int64), decode_vectors(blobs)
-
     def iter_chunks_for_index(self, batch: int = 2000) -> Iterator[list[tuple]]:
         """Every live chunk as (chunk_id, document_id, keyword text, embedding blob), in id
         order: what a full rebuild of the derived indexes reads. No re-embedding needed."""

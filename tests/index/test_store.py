@@ -47,11 +47,15 @@ def test_put_replace_delete_logs_every_change(store):
 
 
 def test_embeddings_round_trip_without_reembedding(store):
-    write = _write("b.txt", ["alpha", "beta", "gamma"])
+    write = _write("b.txt", ["alpha", "beta", "gamma"], groups=["hr", "eng"])
     store.put_document(write)
-    ids, vectors = store.chunk_embeddings(store.live_chunk_ids())
-    order = np.argsort(ids)
-    np.testing.assert_array_equal(vectors[order], write.embeddings)
+    records = store.chunk_records(store.live_chunk_ids(), with_embeddings=True)
+    vectors = np.stack([records[i].embedding for i in sorted(records)])
+    np.testing.assert_array_equal(vectors, write.embeddings)
+    assert all(r.embedding is None for r in store.chunk_records(list(records)).values())
+    # JSON columns come back as lists on both databases (text on SQLite, decoded by psycopg).
+    first = records[min(records)]
+    assert (first.pages, first.heading_path, sorted(first.groups), first.collection) == ([1], ["Intro"], ["eng", "hr"], "default")
     rows = [r for batch in store.iter_chunks_for_index(batch=2) for r in batch]
     assert [r[2].split("\n")[-1] for r in rows] == ["alpha", "beta", "gamma"]
     assert rows[0][2].startswith("Title\nIntro")

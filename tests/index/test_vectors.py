@@ -527,3 +527,25 @@ def test_gpu_search_matches_cpu(kind):
     assert gpu_index._gpu_index is not None
     assert np.allclose(cpu_scores, gpu_scores, atol=1e-4)
     assert recall(gpu_ids, cpu_ids) >= 0.99
+
+
+def test_single_query_threads_leave_other_threads_all_cores():
+    import threading
+
+    import faiss
+
+    from index.vectors import serve_single_queries_on_this_thread
+
+    before = faiss.omp_get_max_threads()
+    seen: list[int] = []
+
+    def search_thread() -> None:
+        serve_single_queries_on_this_thread()
+        serve_single_queries_on_this_thread()  # idempotent
+        seen.append(faiss.omp_get_max_threads())
+
+    thread = threading.Thread(target=search_thread)
+    thread.start()
+    thread.join()
+    assert seen == [1]
+    assert faiss.omp_get_max_threads() == before  # index builds elsewhere keep their threads
