@@ -1,11 +1,16 @@
 """HTTP load: N concurrent clients against /v1/search on a running `groundwork serve`
 subprocess, next to the query-embedding-only throughput measured in the same run.
 
-    python bench/load.py --data-dir /tmp/gw-samples --clients 8 --seconds 30 [--rounds 3] [--reindex] [--workers N]
+    python bench/load.py --data-dir /tmp/gw-samples --clients 8 --seconds 30 [--rounds 3] [--reindex]
     python bench/load.py --data-dir D --queries ../shared/data/scifact-train/queries.jsonl
 
 The data dir must already hold an ingested corpus (e.g. `groundwork --data-dir D ingest
-data/samples`). With --reindex, an admin reindex is triggered halfway through and every failed
+data/samples`). The baseline is the service's embedder, in-process, embedding one query per
+call from one caller per core: what the server would reach if embedding the query were its only
+cost. Baseline and load alternate for --rounds rounds and medians are reported, because the
+machine is shared and either can be slowed at any moment. CPU ms/req is the server processes'
+CPU per answered request, which a busy neighbour does not inflate the way it does req/s.
+With --reindex, an admin reindex is triggered halfway through the first round and every failed
 request is counted: the switch must cost none.
 """
 
@@ -191,7 +196,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="total HTTP load time, split over the rounds")
     parser.add_argument("--rounds", type=int, default=3, help="baseline and load alternate this many times; medians are reported")
     parser.add_argument("--reindex", action="store_true", help="switch to a rebuilt index halfway through the first round")
-    parser.add_argument("--workers", type=int, default=None, help="server processes (default: the service's own default)")
     parser.add_argument("--queries", type=Path, default=None, help="BEIR queries.jsonl to draw queries from (default: built-in)")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (raw: lean keep-alive sockets)")
     args = parser.parse_args()
@@ -201,8 +205,6 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "GROUNDWORK_DATA_DIR": str(args.data_dir), "GROUNDWORK_RATE_LIMIT_PER_MINUTE": "0"}
     command = [sys.executable, "-m", "service.cli", "serve", "--dev", "--port", str(port)]
-    if args.workers:
-        command += ["--workers", str(args.workers)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     rounds: list[dict] = []
@@ -234,7 +236,7 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     print(f"{args.clients} clients ({args.client}), {args.rounds} rounds of {per_round:.0f} s, {len(queries)} distinct queries, "
-          f"corpus in {args.data_dir}, server workers: {args.workers or 'default'}; "
+          f"corpus in {args.data_dir}; "
           + "; ".join(note for r in rounds for note in r["notes"]))
     rows = []
     for n, r in enumerate(rounds, 1):
