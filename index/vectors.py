@@ -103,7 +103,7 @@ class VectorParams:
     vector_exact_max: int = 50_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
-    hnsw_ef_search: int = 64
+    hnsw_ef_search: int = 128
     ivf_nprobe: int = 32
     vector_use_gpu: bool = True
     compact_tombstone_ratio: float = 0.2
