@@ -13,6 +13,7 @@ All model loading is offline: a model comes from ``ingest.model_paths.resolve_mo
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -381,16 +382,24 @@ class _OnnxEngine:
         return self._session.run(None, feed)[0]
 
 
+@functools.cache
+def _openvino_core():
+    """One OpenVINO Core per process, as its documentation advises: each Core owns plugin
+    state and thread pools, and a test that built a second embedder crashed once in a
+    fresh Core."""
+    import openvino as ov
+
+    return ov.Core()
+
+
 class _OpenVinoEngine:
     """One reusable infer request; the lock makes the engine safe to share between threads."""
 
     def __init__(self, path: Path, threads: int):
-        import openvino as ov
-
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
-        compiled = ov.Core().compile_model(str(path), "CPU", config)
+        compiled = _openvino_core().compile_model(str(path), "CPU", config)
         self._request = compiled.create_infer_request()
         self._lock = threading.Lock()
         self._type_ids = "token_type_ids" in {name for port in compiled.inputs for name in port.get_names()}
