@@ -99,36 +99,26 @@ class HybridRetriever:
             lexical = keyword.search(query, max(settings.keyword_candidates, k), allowed_document_ids=allowed_set)
             t = watch.lap("keyword", t)
 
+        use_rerank = self.reranker is not None and (rerank if rerank is not None else True)
+        # How many results later steps can use (the reranker's window, or k; collapsing to one
+        # hit per document needs the whole window), and how far down the fused list to look
+        # for them when near-duplicates or hidden chunks drop some.
+        need = None if collapse_documents else max(k, settings.rerank_candidates if use_rerank else k)
+        depth = max(k, settings.rerank_candidates if use_rerank else k) * 2 + 10
         if mode == "hybrid":
             weights = (settings.fusion_dense_weight, settings.fusion_keyword_weight)
             if settings.fusion == "weighted":
-                fused = weighted_score_fusion([dense, lexical], weights=weights)
+                fused = weighted_score_fusion([dense, lexical], weights=weights, limit=depth)
             else:
-                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights)
+                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights, limit=depth)
             ranked = [(f.id, f.score, f.ranks, f.scores) for f in fused]
         elif mode == "dense":
-            ranked = [(cid, s, (r, None), (s, None)) for r, (cid, s) in enumerate(dense, 1)]
+            ranked = [(cid, s, (r, None), (s, None)) for r, (cid, s) in enumerate(dense[:depth], 1)]
         else:
-            ranked = [(cid, s, (None, r), (None, s)) for r, (cid, s) in enumerate(lexical, 1)]
+            ranked = [(cid, s, (None, r), (None, s)) for r, (cid, s) in enumerate(lexical[:depth], 1)]
         t = watch.lap("fusion", t)
 
-        use_rerank = self.reranker is not None and (rerank if rerank is not None else True)
-        depth = max(k, settings.rerank_candidates if use_rerank else k) * 2 + 10
-        window = ranked[:depth]
-        want_vectors = settings.dedup_similarity < 1.0
-        records = self.store.chunk_records([cid for cid, *_ in window], with_embeddings=want_vectors)
-        hits: list[Hit] = []
-        for cid, score, ranks, scores in window:
-            record = records.get(cid)
-            if record is None:  # deleted since the index saw it
-                continue
-            if not principal.can_see(record.groups):  # belt and braces: never leak
-                continue
-            hits.append(_hit(record, score, ranks, scores))
-        # Only as many as later steps can use: the reranker's window, or k. Collapsing to one
-        # hit per document needs the whole window.
-        need = None if collapse_documents else max(k, settings.rerank_candidates if use_rerank else k)
-        hits = self._dedupe(hits, records, need)
+        hits = self._fetch_visible(ranked, principal, need)
         t = watch.lap("fetch", t)
 
         reranked = False
@@ -171,6 +161,33 @@ class HybridRetriever:
         except FutureTimeout:
             future.cancel()  # still queued behind a slow call: never starts
             return None
+
+    def _fetch_visible(self, ranked: list, principal: Principal, need: int | None) -> list[Hit]:
+        """Hits for the head of ``ranked``: fetched from the database, checked against the
+        caller once more, and near-duplicates collapsed. The first fetch asks for a few more
+        rows than needed; the rest of the list is read only if drops leave too few."""
+        want_vectors = self.settings.dedup_similarity < 1.0
+        step = len(ranked) if need is None else min(len(ranked), need + 5)
+        records: dict[int, ChunkRecord] = {}
+        candidates: list[Hit] = []
+        kept: list[Hit] = []
+        start = 0
+        while start < len(ranked):
+            part = ranked[start : start + step]
+            start += step
+            step = len(ranked)
+            records.update(self.store.chunk_records([cid for cid, *_ in part], with_embeddings=want_vectors))
+            for cid, score, ranks, scores in part:
+                record = records.get(cid)
+                if record is None:  # deleted since the index saw it
+                    continue
+                if not principal.can_see(record.groups):  # belt and braces: never leak
+                    continue
+                candidates.append(_hit(record, score, ranks, scores))
+            kept = self._dedupe(candidates, records, need)
+            if need is not None and len(kept) >= need:
+                break
+        return kept
 
     def _dedupe(self, hits: list[Hit], records: dict[int, ChunkRecord], need: int | None = None) -> list[Hit]:
         """Collapse near-duplicate chunks, in rank order, stopping once ``need`` are kept.

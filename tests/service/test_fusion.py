@@ -56,3 +56,9 @@ def test_single_list_order_is_kept(a):
 def test_weighted_scores_bounded_by_weight_sum(a, b):
     for f in weighted_score_fusion([a, b], weights=[0.3, 0.7]):
         assert -1e-9 <= f.score <= 1.0 + 1e-9
+
+
+@given(ranked_list, ranked_list, st.integers(0, 70))
+def test_limit_is_the_head_of_the_full_ranking(a, b, limit):
+    for fuse in (reciprocal_rank_fusion, weighted_score_fusion):
+        assert fuse([a, b], limit=limit) == fuse([a, b])[:limit]

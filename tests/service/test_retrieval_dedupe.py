@@ -56,3 +56,33 @@ def test_a_chunk_missing_its_embedding_falls_back_to_text():
     hits = [_hit(1, "same words"), _hit(2, "Same words"), _hit(3, "other")]
     records = {1: _record(1, "same words", None), 2: _record(2, "Same words", None), 3: _record(3, "other", _unit(1, 0))}
     assert [h.chunk_id for h in _retriever(0.98)._dedupe(hits, records)] == [1, 3]
+
+
+class _Store:
+    """Chunk records by id, counting how many rows each fetch asks for."""
+
+    def __init__(self, records: dict[int, ChunkRecord]):
+        self.records = records
+        self.fetches: list[int] = []
+
+    def chunk_records(self, ids, *, with_embeddings=False):
+        self.fetches.append(len(ids))
+        return {i: self.records[i] for i in ids if i in self.records}
+
+
+def test_fetch_reads_a_little_more_than_needed_then_the_rest_only_when_drops_leave_too_few():
+    from service.query_types import Principal
+
+    records = {c: _record(c, f"text {c}", np.eye(40, dtype=np.float32)[c - 1]) for c in range(1, 41)}
+    for c in range(1, 9):  # the top 8 became hidden (a group change the index has not seen yet)
+        records[c].groups = ["hr"]
+    ranked = [(c, 1.0 / c, (c, None), (1.0 / c, None)) for c in range(1, 41)]
+    store = _Store(records)
+    retriever = HybridRetriever(Settings(dedup_similarity=0.98), store=store, indexes=None, catalog=None, embed_query=None)
+    kept = retriever._fetch_visible(ranked, Principal("eng-reader", frozenset({"eng"})), need=10)
+    assert [h.chunk_id for h in kept] == list(range(9, 19))
+    assert store.fetches == [15, 25]  # need + 5 first, then the rest of the window
+
+    store.fetches.clear()
+    assert len(retriever._fetch_visible(ranked, Principal("hr-reader", frozenset({"hr"})), need=10)) == 10
+    assert store.fetches == [15]
