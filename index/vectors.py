@@ -100,7 +100,7 @@ class VectorParams:
     """The vector-index settings, named exactly as in ``Settings`` so they map one to one."""
 
     vector_index_kind: str = "auto"
-    vector_exact_max: int = 50_000
+    vector_exact_max: int = 10_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128

@@ -419,6 +419,9 @@ def metrics(svc: NamedDependency[Services]) -> Response[str]:
 def _index_gauges(svc: Services) -> None:
     stats = svc.groundwork.stats()
     svc.metrics.index.set_all({(kind,): float(stats.get(kind, 0) or 0) for kind in ("vectors", "keyword_docs", "documents", "chunks")})
+    embedder = svc.groundwork.embedder
+    if hasattr(embedder, "batches"):  # the server's batching query embedder
+        svc.metrics.query_embedding.set_all({("batches",): float(embedder.batches), ("queries",): float(embedder.queries)})
 
 
 # --- search, answer, chunks --------------------------------------------------------------------------

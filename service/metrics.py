@@ -178,6 +178,7 @@ class ServiceMetrics:
         self.rate_limited = r.register(Counter("groundwork_rate_limited_total", "Requests refused by the per-key rate limit."))
         self.fallbacks = r.register(Counter("groundwork_fallbacks_total", "Degraded answers: a stage failed and a fallback served the request.", ("stage",)))
         self.index = r.register(Gauges("groundwork_index_size", "Index and store sizes (vectors, keyword_docs, documents, chunks).", ("kind",)))
+        self.query_embedding = r.register(Gauges("groundwork_query_embedding_total", "Batched query embedding since start: model calls (batches) and queries; queries/batches is the mean batch size.", ("kind",)))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.inc(method=method, route=route, status=str(status))
