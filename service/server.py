@@ -58,8 +58,9 @@ class QueryBatcher:
     several texts are not held back.
     """
 
-    def __init__(self, inner, *, max_batch: int = 64):
+    def __init__(self, inner, *, query_embedder=None, max_batch: int = 64):
         self._inner = inner
+        self._queries = query_embedder or inner  # same model and vectors, maybe other threading
         self._max_batch = max_batch
         self._ready = threading.Condition()
         self._pending: list[tuple[str, Future]] = []
@@ -111,7 +112,7 @@ class QueryBatcher:
         self.batches += 1
         self.queries += len(batch)
         try:
-            vectors = np.asarray(self._inner.embed_queries([text for text, _ in batch]))
+            vectors = np.asarray(self._queries.embed_queries([text for text, _ in batch]))
         except BaseException as exc:  # every waiter learns of the failure
             for _, future in batch:
                 future.set_exception(exc)
@@ -153,7 +154,16 @@ def build_groundwork(settings: Settings):
     from ingest.embedder_st import SentenceTransformerEmbedder
     from service.engine import Groundwork
 
-    return Groundwork(settings, embedder=QueryBatcher(SentenceTransformerEmbedder.from_settings(settings)))
+    documents = SentenceTransformerEmbedder.from_settings(settings)
+    queries = None
+    if documents.backend in ("openvino", "onnx") and settings.query_embedding_threads != settings.embedding_threads:
+        # The same exported model, compiled again with its own thread count: ingestion's large
+        # batches want every core, the server's small query batches one (torch threads are
+        # process-wide, so the torch backend shares one setting).
+        queries = SentenceTransformerEmbedder.from_settings(settings.model_copy(update={"embedding_threads": settings.query_embedding_threads}))
+        if queries.fingerprint != documents.fingerprint:
+            raise RuntimeError("the query embedder does not match the document embedder")
+    return Groundwork(settings, embedder=QueryBatcher(documents, query_embedder=queries))
 
 
 def warm_up(groundwork) -> None:

@@ -642,6 +642,26 @@ def test_query_batcher_merges_concurrent_queries_and_keeps_them_apart():
         batcher.embed_queries(["after close"])
 
 
+@pytest.mark.slow
+def test_server_embeds_queries_with_a_single_thread_model_giving_the_same_vectors(tmp_path):
+    import numpy as np
+
+    from index.settings import Settings
+    from service.server import build_groundwork
+
+    groundwork = build_groundwork(Settings(data_dir=tmp_path))
+    try:
+        batcher = groundwork.embedder
+        if batcher.backend not in ("openvino", "onnx"):
+            pytest.skip(f"the {batcher.backend} backend shares one thread setting")
+        assert batcher._queries is not batcher._inner and batcher._queries.fingerprint == batcher._inner.fingerprint
+        queries = ["how many vacation days do new employees get", "renew the VPN certificate"]
+        one_by_one = np.vstack([batcher.embed_queries([q]) for q in queries])
+        np.testing.assert_allclose(one_by_one, batcher._inner.embed_queries(queries), atol=1e-5)
+    finally:
+        groundwork.close()
+
+
 def test_query_batcher_reports_failures_to_every_caller():
     from service.server import QueryBatcher
 
