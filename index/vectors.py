@@ -109,7 +109,7 @@ class VectorParams:
     compact_tombstone_ratio: float = 0.2
     # Allowed sets up to this size are always searched exactly (a few milliseconds at most;
     # smaller shares of the index than FILTER_EXACT_SELECTIVITY go exact regardless).
-    vector_filter_exact_max: int = 5_000
+    vector_filter_exact_max: int = 10_000
 
     def __post_init__(self) -> None:
         if self.vector_index_kind not in ("auto", *KINDS):
