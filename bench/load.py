@@ -77,19 +77,22 @@ class RawClient:
         self.reader = self.writer = None
 
 
-def encode_search(host: str, port: int, query: str) -> bytes:
+def encode_search(host: str, port: int, query: str, key: str | None = None) -> bytes:
     body = json.dumps({"query": query, "k": 10}).encode()
-    return (f"POST /v1/search HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    authorization = f"Authorization: Bearer {key}\r\n" if key else ""
+    return (f"POST /v1/search HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{authorization}"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-async def run_load(base: str, clients: int, seconds: float, reindex: bool, queries: list[str], client_kind: str = "raw") -> dict:
+async def run_load(base: str, clients: int, seconds: float, reindex: bool, queries: list[str], client_kind: str = "raw",
+                   key: str | None = None) -> dict:
     import httpx
 
     latencies: list[float] = []
     errors: list[str] = []
     host, port = base.split("//", 1)[1].rsplit(":", 1)
-    payloads = [encode_search(host, int(port), q) for q in queries]
+    payloads = [encode_search(host, int(port), q, key) for q in queries]
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     stop_at = time.perf_counter() + seconds
 
     async def raw_client(n: int) -> None:
@@ -111,7 +114,7 @@ async def run_load(base: str, clients: int, seconds: float, reindex: bool, queri
         http.close()
 
     async def httpx_client(n: int) -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers=headers) as http:
             i = n
             while time.perf_counter() < stop_at:
                 query = queries[i % len(queries)]
@@ -129,7 +132,7 @@ async def run_load(base: str, clients: int, seconds: float, reindex: bool, queri
 
     async def trigger_reindex() -> str:
         await asyncio.sleep(seconds / 2)
-        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as http:
             r = await http.post("/v1/reindex")
             return f"reindex requested: HTTP {r.status_code}"
 
@@ -198,13 +201,22 @@ def main() -> None:
     parser.add_argument("--reindex", action="store_true", help="switch to a rebuilt index halfway through the first round")
     parser.add_argument("--queries", type=Path, default=None, help="BEIR queries.jsonl to draw queries from (default: built-in)")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (raw: lean keep-alive sockets)")
+    parser.add_argument("--auth", action="store_true", help="serve with authentication, as deployed, and send an API key "
+                                                             "(created for the run and revoked after it); default: dev mode")
     args = parser.parse_args()
     queries = load_queries(args.queries)
     per_round = args.seconds / args.rounds
 
     port = free_port()
     env = {**os.environ, "GROUNDWORK_DATA_DIR": str(args.data_dir), "GROUNDWORK_RATE_LIMIT_PER_MINUTE": "0"}
-    command = [sys.executable, "-m", "service.cli", "serve", "--dev", "--port", str(port)]
+    key = None
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
+    if args.auth:
+        created = subprocess.run([sys.executable, "-m", "service.cli", "keys", "create", "--role", "admin", "--group", "*",
+                                  "--name", "load-bench"], env=env, capture_output=True, text=True, check=True)
+        key = created.stdout.strip().splitlines()[-1]
+    else:
+        command.append("--dev")
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     rounds: list[dict] = []
@@ -219,12 +231,12 @@ def main() -> None:
             except Exception:
                 time.sleep(0.5)
         bound = EmbeddingBound(queries)
-        asyncio.run(run_load(base, args.clients, 3.0, False, queries, args.client))  # warm every worker
+        asyncio.run(run_load(base, args.clients, 3.0, False, queries, args.client, key))  # warm up
         for n in range(args.rounds):
             bound_rps, bound_cpu = bound.measure(min(per_round, 5.0))
             server_cpu = _tree_cpu_seconds(server.pid)
             client_cpu = time.process_time()
-            result = asyncio.run(run_load(base, args.clients, per_round, args.reindex and n == 0, queries, args.client))
+            result = asyncio.run(run_load(base, args.clients, per_round, args.reindex and n == 0, queries, args.client, key))
             client_cpu = time.process_time() - client_cpu
             server_cpu = _tree_cpu_seconds(server.pid) - server_cpu
             done = max(len(result["latencies"]), 1)
@@ -233,9 +245,11 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if key:
+            subprocess.run([sys.executable, "-m", "service.cli", "keys", "revoke", key.split("_")[1]], env=env, capture_output=True)
 
     print(f"machine: {machine()}")
-    print(f"{args.clients} clients ({args.client}), {args.rounds} rounds of {per_round:.0f} s, {len(queries)} distinct queries, "
+    print(f"{args.clients} clients ({args.client}, {'API key' if key else 'dev mode'}), {args.rounds} rounds of {per_round:.0f} s, {len(queries)} distinct queries, "
           f"corpus in {args.data_dir}; "
           + "; ".join(note for r in rounds for note in r["notes"]))
     rows = []

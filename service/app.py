@@ -157,6 +157,7 @@ class Services:
     reindexer: Reindexer
     uploads_dir: Path
     search_limiter: anyio.CapacityLimiter
+    verified_keys: auth.VerifiedKeys
 
 
 def _services(state: State) -> Services:
@@ -227,7 +228,11 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
         caller = auth.dev_caller()
     else:
         header = connection.headers.get("authorization")
-        caller = await anyio.to_thread.run_sync(auth.authenticate, svc.groundwork.store, header)
+        caller = svc.verified_keys.get(header)
+        if caller is None:
+            caller = await anyio.to_thread.run_sync(auth.authenticate, svc.groundwork.store, header)
+            if caller is not None:
+                svc.verified_keys.put(header, caller)
         if caller is None:
             error = "missing_api_key" if not header else "invalid_api_key"
             challenge = 'Bearer realm="groundwork"' + ("" if not header else ', error="invalid_token"')
@@ -770,6 +775,7 @@ def list_keys(svc: NamedDependency[Services]) -> list[KeyOut]:
 def revoke_key(svc: NamedDependency[Services], key_id: FromPath[str]) -> None:
     if len(key_id) > 200 or not auth.revoke_key(svc.groundwork.store, key_id):
         raise _not_found("key")
+    svc.verified_keys.clear()  # revoked here: refused from the next request on
 
 
 # --- OpenAI-compatible chat ----------------------------------------------------------------------------
@@ -870,6 +876,7 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
         groundwork=groundwork, settings=settings, limiter=RateLimiter(settings.rate_limit_per_minute), metrics=metrics_, jobs=jobs,
         reindexer=Reindexer(groundwork), uploads_dir=(settings.data_dir / "uploads").resolve(),
         search_limiter=anyio.CapacityLimiter(settings.search_threads),
+        verified_keys=auth.VerifiedKeys(settings.auth_cache_s),
     )
     metrics_.registry.on_collect(lambda: _index_gauges(services))
     upload = post(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
@@ -150,6 +152,49 @@ def authenticate(store: Store, header_value: str | None) -> KeyInfo | None:
         last_used = row.last_used_at
     _touch(store, info.key_id, last_used)
     return info
+
+
+class VerifiedKeys:
+    """Keys verified in the last ``ttl_s`` seconds, so that a busy key costs no database round
+    trip (and no worker-thread hop) per request.
+
+    Entries are found by a hash of the presented token, never the token itself. A key revoked
+    through this process is forgotten at once (``clear``); one revoked elsewhere (the CLI,
+    another server) stops working within ``ttl_s``. Unknown and invalid keys are never cached.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000):
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, KeyInfo]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _slot(header_value: str) -> str:
+        return hashlib.sha256(header_value.encode()).hexdigest()
+
+    def get(self, header_value: str | None) -> KeyInfo | None:
+        if self.ttl_s <= 0 or not header_value:
+            return None
+        entry = self._entries.get(self._slot(header_value))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, header_value: str, info: KeyInfo) -> None:
+        if self.ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                now = time.monotonic()
+                self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+            self._entries[self._slot(header_value)] = (time.monotonic() + self.ttl_s, info)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 def _touch(store: Store, key_id: int | None, last_used: datetime | None) -> None:

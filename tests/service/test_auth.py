@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from index.db import open_database
@@ -218,3 +220,37 @@ def test_dev_mode_is_an_all_access_admin(fresh):
         hits = client.post("/v1/search", json={"query": "salary bands compensation", "k": 10}).json()["results"]
         assert any(h["document_id"] == server.doc_ids["hr/salaries.md"] for h in hits)
         assert client.get("/v1/keys").status_code == 200
+
+
+def test_a_key_revoked_over_http_is_refused_at_once_even_when_recently_verified(fresh):
+    server = fresh(auth_cache_s=60)
+    plaintext, row = auth.create_key(server.groundwork.store, "reader", [], "soon-revoked")
+    with server.client(plaintext) as client:
+        assert client.post("/v1/search", json={"query": "vacation"}).status_code == 200  # now verified and remembered
+    with server.client(server.keys["admin"]) as admin:
+        assert admin.delete(f"/v1/keys/{row.prefix}").status_code in (200, 204)
+    with server.client(plaintext) as client:
+        assert client.post("/v1/search", json={"query": "vacation"}).status_code == 401
+
+
+def test_a_key_revoked_elsewhere_stops_working_within_the_cache_time(fresh):
+    server = fresh(auth_cache_s=0.5)
+    plaintext, row = auth.create_key(server.groundwork.store, "reader", [], "cli-revoked")
+    with server.client(plaintext) as client:
+        assert client.post("/v1/search", json={"query": "vacation"}).status_code == 200
+        auth.revoke_key(server.groundwork.store, row.prefix)  # as `groundwork keys revoke` does, from another process
+        time.sleep(0.6)
+        assert client.post("/v1/search", json={"query": "vacation"}).status_code == 401
+
+
+def test_verified_keys_cache_is_keyed_by_a_hash_and_never_caches_with_ttl_zero():
+    info = auth.dev_caller()
+    cache = auth.VerifiedKeys(ttl_s=30)
+    cache.put("Bearer gw_secret", info)
+    assert cache.get("Bearer gw_secret") is info and cache.get("Bearer gw_other") is None
+    assert all("gw_secret" not in slot for slot in cache._entries)
+    cache.clear()
+    assert cache.get("Bearer gw_secret") is None
+    off = auth.VerifiedKeys(ttl_s=0)
+    off.put("Bearer gw_secret", info)
+    assert off.get("Bearer gw_secret") is None
