@@ -95,40 +95,42 @@ async def run_load(base: str, clients: int, seconds: float, reindex: bool, queri
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     stop_at = time.perf_counter() + seconds
 
-    async def raw_client(n: int) -> None:
-        http = RawClient(host, int(port))
+    async def drive(n: int, send) -> None:
+        """One client: send queries back to back until the time is up; ``send`` returns None
+        for a good response or a label for the failure."""
         i = n
         while time.perf_counter() < stop_at:
-            payload = payloads[i % len(payloads)]
-            i += 1
             t = time.perf_counter()
             try:
-                status, body = await http.request(payload)
+                problem = await send(i)
             except Exception as exc:  # connection errors count as failures
-                errors.append(type(exc).__name__)
-                continue
-            if status != 200 or not body.startswith(b'{"results"'):
-                errors.append(f"HTTP {status}")
-                continue
-            latencies.append((time.perf_counter() - t) * 1000)
-        http.close()
+                problem = type(exc).__name__
+            i += 1
+            if problem is None:
+                latencies.append((time.perf_counter() - t) * 1000)
+            else:
+                errors.append(problem)
+
+    async def raw_client(n: int) -> None:
+        http = RawClient(host, int(port))
+
+        async def send(i: int) -> str | None:
+            status, body = await http.request(payloads[i % len(payloads)])
+            return None if status == 200 and body.startswith(b'{"results"') else f"HTTP {status}"
+
+        try:
+            await drive(n, send)
+        finally:
+            http.close()
 
     async def httpx_client(n: int) -> None:
         async with httpx.AsyncClient(base_url=base, timeout=30, headers=headers) as http:
-            i = n
-            while time.perf_counter() < stop_at:
-                query = queries[i % len(queries)]
-                i += 1
-                t = time.perf_counter()
-                try:
-                    r = await http.post("/v1/search", json={"query": query, "k": 10})
-                    if r.status_code != 200:
-                        errors.append(f"HTTP {r.status_code}")
-                        continue
-                except Exception as exc:
-                    errors.append(type(exc).__name__)
-                    continue
-                latencies.append((time.perf_counter() - t) * 1000)
+
+            async def send(i: int) -> str | None:
+                r = await http.post("/v1/search", json={"query": queries[i % len(queries)], "k": 10})
+                return None if r.status_code == 200 else f"HTTP {r.status_code}"
+
+            await drive(n, send)
 
     async def trigger_reindex() -> str:
         await asyncio.sleep(seconds / 2)
@@ -188,8 +190,9 @@ class EmbeddingBound:
 def load_queries(path: Path | None, limit: int = 2000) -> list[str]:
     if path is None:
         return QUERIES
-    texts = [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
-    return texts[:limit]
+    from service.beir import read_jsonl
+
+    return [query["text"] for query in read_jsonl(path)][:limit]
 
 
 def main() -> None:

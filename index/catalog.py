@@ -50,7 +50,7 @@ class Catalog:
         self.position = -1
         # (caller's visibility, filters) -> allowed ids. Internal apps repeat the same few
         # principals and filters, so each pair costs one scan per catalog change, not per query.
-        self._allowed_cache: dict[tuple, tuple[np.ndarray | None, np.ndarray | None]] = {}
+        self._allowed_cache: dict[tuple, Any] = {}
 
     def refresh(self, position: int | None = None) -> None:
         """Reload when the change log moved. Cheap enough for ~100k documents / 1M chunks."""
@@ -98,6 +98,18 @@ class Catalog:
             self._allowed_cache = {}
         self._allowed_cache[key] = result
         return result
+
+    def visible_collections(self, groups: frozenset[str], can_see: Callable[[frozenset[str]], bool]) -> frozenset[str]:
+        """Collections holding a document the caller may see; kept, like the allowed sets,
+        per caller until the catalog changes."""
+        key = ("collections", groups)
+        cached = self._allowed_cache.get(key)
+        if cached is None:
+            cached = frozenset(d.collection for d in list(self.docs.values()) if can_see(d.groups))
+            if len(self._allowed_cache) >= 512:
+                self._allowed_cache = {}
+            self._allowed_cache[key] = cached
+        return cached
 
     def chunk_ids(self, document_ids: np.ndarray) -> np.ndarray:
         parts = [self.doc_chunks[int(d)] for d in document_ids if int(d) in self.doc_chunks]

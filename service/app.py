@@ -229,10 +229,8 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
     else:
         header = connection.headers.get("authorization")
         caller = svc.verified_keys.get(header)
-        if caller is None:
-            caller = await anyio.to_thread.run_sync(auth.authenticate, svc.groundwork.store, header)
-            if caller is not None:
-                svc.verified_keys.put(header, caller)
+        if caller is None:  # not verified lately: ask the database, off the event loop
+            caller = await anyio.to_thread.run_sync(svc.verified_keys.authenticate, svc.groundwork.store, header)
         if caller is None:
             error = "missing_api_key" if not header else "invalid_api_key"
             challenge = 'Bearer realm="groundwork"' + ("" if not header else ', error="invalid_token"')
@@ -413,7 +411,7 @@ def _is_admin_request(svc: Services, header: str | None) -> bool:
         return True
     if not header:
         return False
-    caller = auth.authenticate(svc.groundwork.store, header)
+    caller = svc.verified_keys.authenticate(svc.groundwork.store, header)
     return caller is not None and caller.allows("admin")
 
 
@@ -791,9 +789,8 @@ def _visible_collections(svc: Services, principal: Principal) -> set[str]:
     gw = svc.groundwork
     if principal.all_access:
         return set(gw.store.collections().values())
-    catalog = gw.catalog
-    catalog.refresh(gw.indexes.position)
-    return {doc.collection for doc in list(catalog.docs.values()) if principal.can_see(doc.groups)}
+    gw.catalog.refresh(gw.indexes.position)
+    return set(gw.catalog.visible_collections(principal.groups, principal.can_see))
 
 
 @get("/models", sync_to_thread=True, responses=_ERRORS, tags=["openai"], summary="OpenAI-compatible model list: one model per collection")

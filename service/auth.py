@@ -181,6 +181,15 @@ class VerifiedKeys:
             return None
         return entry[1]
 
+    def authenticate(self, store: Store, header_value: str | None) -> KeyInfo | None:
+        """``authenticate``, answered from the remembered keys when it can be."""
+        info = self.get(header_value)
+        if info is None:
+            info = authenticate(store, header_value)
+            if info is not None:
+                self.put(header_value, info)
+        return info
+
     def put(self, header_value: str, info: KeyInfo) -> None:
         if self.ttl_s <= 0:
             return
