@@ -8,7 +8,8 @@ import statistics
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+# GROUNDWORK_SHARED_DATA points elsewhere when the corpora are not beside the checkout.
+SHARED_DATA = Path(os.environ.get("GROUNDWORK_SHARED_DATA") or REPO / ".." / "shared" / "data").resolve()
 SCIFACT = SHARED_DATA / "scifact-train"
 
 

@@ -14,6 +14,11 @@ measured on identical inputs. Variants:
     openvino        exported graph on OpenVINO (its default CPU precision: bf16 where the CPU has it)
     openvino-int8   OpenVINO with static int8 (nncf, built-in calibration sentences)
 
+With ``--device cuda`` only the torch variants run: the baseline in fp32 on the GPU, ours in fp16
+(raise ``--batch-size``/``--batch-tokens`` to see what larger batches buy on a GPU):
+
+    python bench/embed.py --device cuda --docs 5000 --round-docs 5000 --variants baseline,torch
+
 Variants whose packages are missing are skipped with a note. Throughput is reported twice:
 from the single full quality pass, and as the median of ``--rounds`` interleaved rounds over
 the first ``--round-docs`` documents (interleaving spreads background load over all variants).
@@ -127,7 +132,7 @@ def make_variant(name: str, args: argparse.Namespace) -> tuple[Callable[[list[st
     if name == "baseline":
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(resolve_model(args.model)), device="cpu", local_files_only=True)
+        model = SentenceTransformer(str(resolve_model(args.model)), device=args.device, local_files_only=True)
         if args.threads:
             import torch
 
@@ -141,10 +146,12 @@ def make_variant(name: str, args: argparse.Namespace) -> tuple[Callable[[list[st
     from ingest.embedder_st import BackendUnavailable, SentenceTransformerEmbedder
 
     backend, _, quant = name.partition("-")
+    if args.device != "cpu" and backend != "torch":
+        return f"the {backend} backend runs on the CPU only"
     try:
         embedder = SentenceTransformerEmbedder(
             args.model,
-            device="cpu",
+            device=args.device,
             backend=backend,  # type: ignore[arg-type]
             quantization=(quant or "none"),  # type: ignore[arg-type]
             batch_size=args.batch_size,
@@ -159,7 +166,7 @@ def make_variant(name: str, args: argparse.Namespace) -> tuple[Callable[[list[st
 
 def timed(fn: Callable[[list[str]], np.ndarray], texts: list[str]) -> tuple[np.ndarray, float]:
     started = time.perf_counter()
-    out = fn(texts)
+    out = fn(texts)  # numpy out: GPU work has finished when the vectors are on the host
     return out, time.perf_counter() - started
 
 
@@ -174,6 +181,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--batch-tokens", type=int, default=16384)
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = library default")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda: the baseline then runs fp32 on the GPU, our torch variant fp16")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "groundwork-bench-models",
                         help="where exported ONNX/OpenVINO models are kept between runs")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -186,6 +195,10 @@ def main() -> None:
 
     workload = scifact_workload(args.docs, args.queries) or synthetic_workload(args.docs)
     print(f"machine: {machine()}; torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}")
+    if args.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch sees no GPU")
+        print(f"device: {torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})")
     print(f"workload: {workload.source}")
     print(_versions())
 

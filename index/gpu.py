@@ -9,6 +9,8 @@ source of truth (HNSW has no GPU implementation, so only flat and IVF indexes ar
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 
 import faiss
@@ -18,6 +20,16 @@ log = logging.getLogger(__name__)
 _notice_lock = threading.Lock()
 _cpu_notice_logged = False
 _resources = None
+_kernels_run: bool | None = None
+
+# A one-vector search on the GPU, run in a child process (see ``gpu_runs``).
+_PROBE_CODE = (
+    "import faiss, numpy as np; x = np.eye(8, dtype='float32'); "
+    "index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, faiss.IndexFlatIP(8)); "
+    "index.add(x); assert index.search(x[:1], 1)[1][0, 0] == 0"
+)
+# The probe imports faiss and starts CUDA: seconds, never minutes, on a working machine.
+_PROBE_TIMEOUT_S = 120
 
 
 def gpu_count() -> int:
@@ -40,6 +52,28 @@ def _log_cpu_once() -> None:
             log.info("faiss GPU support not available; using CPU")
 
 
+def gpu_runs() -> bool:
+    """Whether this faiss build can run its kernels on this GPU, checked once per process.
+
+    A build without code for the card's architecture (seen: faiss-gpu-cu12 1.14 on an H100,
+    "no kernel image is available") fails a faiss assertion on its first search, and that
+    aborts the whole process rather than raising. So the first search runs in a child process,
+    and the service stays on the CPU if the child dies."""
+    global _kernels_run
+    with _notice_lock:
+        if _kernels_run is None:
+            try:
+                probe = subprocess.run([sys.executable, "-c", _PROBE_CODE], capture_output=True, text=True,
+                                       timeout=_PROBE_TIMEOUT_S)
+                _kernels_run = probe.returncode == 0
+                reason = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                _kernels_run, reason = False, str(exc)
+            if not _kernels_run:
+                log.warning("faiss sees a GPU but cannot search on it (%s); using CPU", reason)
+        return _kernels_run
+
+
 def gpu_enabled(use_gpu: bool) -> bool:
     """Whether to put indexes on GPU; says once per process why not when the answer is no."""
     if not use_gpu:
@@ -47,7 +81,7 @@ def gpu_enabled(use_gpu: bool) -> bool:
     if gpu_count() == 0:
         _log_cpu_once()
         return False
-    return True
+    return gpu_runs()
 
 
 def _shared_resources():

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     embedding_device: str | None = Field(None, description="cpu, cuda, cuda:1 ... Default: CUDA when present.")
     embedding_batch_size: int = Field(64, ge=1)
     embedding_batch_tokens: int = Field(16384, ge=256, description="Cap on padded tokens per batch (length-sorted batching).")
+    embedding_gpu_batch_size: int = Field(512, ge=1, description="Batch size when the embedder runs on a GPU, where CPU-sized batches starve it. Measured on an H100 (bench/embed.py --device cuda, SciFact): 512 texts / 131,072 tokens embedded 7,983 docs/s in fp16, 64 / 16,384 gave 5,923.")
+    embedding_gpu_batch_tokens: int = Field(131072, ge=256, description="Cap on padded tokens per batch on a GPU (see embedding_gpu_batch_size).")
     embedding_threads: int = Field(0, ge=0, description="Inference threads of the embedder (torch intra-op, ONNX Runtime intra-op, OpenVINO); 0 leaves the library default (every core).")
     query_embedding_threads: int = Field(1, ge=0, description="HTTP service, OpenVINO/ONNX backends: inference threads for batched query embedding (0 = library default). Measured on SciFact with bench/load.py: one thread served 270 req/s at 6.0 ms CPU each, the default two 214-256 req/s at 7.2-8.3 ms, because small batches gain little from a second thread that spins.")
 

@@ -99,6 +99,15 @@ def resolve_backend(backend: Backend, quantization: Quantization, device: str) -
     return backend, quantization
 
 
+def batch_limits(device: str, batch_size: int, batch_tokens: int,
+                 gpu_batch_size: int | None, gpu_batch_tokens: int | None) -> tuple[int, int]:
+    """(texts, padded tokens) per batch: a GPU is starved by batches sized for a CPU, so it
+    takes the GPU limits when they are given (measured: ``embedding_gpu_batch_size``)."""
+    if device.startswith("cuda"):
+        return gpu_batch_size or batch_size, gpu_batch_tokens or batch_tokens
+    return batch_size, batch_tokens
+
+
 class SentenceTransformerEmbedder:
     """An ``Embedder`` over any local sentence-transformers model."""
 
@@ -113,14 +122,14 @@ class SentenceTransformerEmbedder:
         batch_tokens: int = 16384,
         threads: int = 0,
         cache_dir: Path | None = None,
+        gpu_batch_size: int | None = None,
+        gpu_batch_tokens: int | None = None,
     ):
         force_offline()
         started = time.perf_counter()
         self.model_name = model
         self._model_dir = resolve_model(model)
         self.weights_fingerprint = fingerprint_model_dir(self._model_dir)
-        self.batch_size = batch_size
-        self.batch_tokens = batch_tokens
         # ONNX Runtime's dynamic int8 scales activations per call, so a text's vector would
         # depend on its batch-mates (cosine down to 0.97); one text per call keeps it a
         # function of the text alone, for about 25% less throughput than batched calls.
@@ -129,6 +138,7 @@ class SentenceTransformerEmbedder:
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
 
         self.device = _pick_device(device, backend)
+        self.batch_size, self.batch_tokens = batch_limits(self.device, batch_size, batch_tokens, gpu_batch_size, gpu_batch_tokens)
         self.backend, self.quantization = resolve_backend(backend, quantization, self.device)
         if self.backend == "onnx" and self.quantization == "int8":
             self._texts_per_call = 1
@@ -189,6 +199,8 @@ class SentenceTransformerEmbedder:
             batch_tokens=settings.embedding_batch_tokens,
             threads=settings.embedding_threads,
             cache_dir=settings.model_cache_dir or settings.data_dir / "models",
+            gpu_batch_size=settings.embedding_gpu_batch_size,
+            gpu_batch_tokens=settings.embedding_gpu_batch_tokens,
         )
 
     # --- Embedder ---------------------------------------------------------------------------

@@ -517,6 +517,30 @@ def test_gpu_count_is_zero_without_gpu_support(monkeypatch):
     assert gpu.gpu_enabled(False) is False
 
 
+def test_a_gpu_build_that_cannot_run_its_kernels_falls_back_to_cpu(caplog, monkeypatch):
+    # Regression: faiss-gpu-cu12 1.14 has no kernels for an H100, and its first GPU search
+    # aborted the process. The probe runs in a child, so only the child dies.
+    monkeypatch.setattr(gpu, "gpu_count", lambda: 1)
+    monkeypatch.setattr(gpu, "_kernels_run", None)
+    monkeypatch.setattr(gpu, "_PROBE_CODE", "import os; os.abort()")
+    with caplog.at_level(logging.WARNING, logger="index.gpu"):
+        assert gpu.gpu_enabled(True) is False
+        assert gpu.gpu_enabled(True) is False
+    warnings = [r for r in caplog.records if "cannot search on it" in r.getMessage()]
+    assert len(warnings) == 1  # probed once per process
+    index, ids, x = make("flat", vector_use_gpu=True)
+    assert index.search(x[:2], 3)[1].shape == (2, 3)
+    assert index._gpu_index is None
+
+
+def test_a_gpu_that_runs_the_probe_is_used(monkeypatch):
+    monkeypatch.setattr(gpu, "gpu_count", lambda: 1)
+    monkeypatch.setattr(gpu, "_kernels_run", None)
+    monkeypatch.setattr(gpu, "_PROBE_CODE", "pass")
+    assert gpu.gpu_enabled(True) is True
+    assert gpu.gpu_enabled(False) is False
+
+
 @pytest.mark.skipif(gpu.gpu_count() == 0, reason="faiss has no GPU support or no GPU is present")
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
 def test_gpu_search_matches_cpu(kind):

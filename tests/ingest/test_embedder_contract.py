@@ -275,6 +275,14 @@ def test_int8_is_a_cpu_option_of_exported_backends(backend, device):
         resolve_backend(backend, "int8", device)
 
 
+def test_gpu_takes_its_own_batch_limits():
+    from ingest.embedder_st import batch_limits
+
+    assert batch_limits("cuda", 64, 16384, 512, 131072) == (512, 131072)
+    assert batch_limits("cuda:1", 64, 16384, None, None) == (64, 16384)
+    assert batch_limits("cpu", 64, 16384, 512, 131072) == (64, 16384)
+
+
 # --- shared helpers -----------------------------------------------------------------------
 
 
