@@ -18,8 +18,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 import warnings
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ingest.embedder import combine_fingerprint, fingerprint_model_dir, l2_normalize, pad_batch, plan_batches
+from ingest.export_cache import cached_export
 from ingest.model_paths import force_offline, resolve_model
 
 if TYPE_CHECKING:
@@ -255,9 +254,8 @@ class SentenceTransformerEmbedder:
 
         log.info("exporting %s to %s (one time)", self.model_name, target)
         started = time.perf_counter()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{variant}.", dir=target.parent))
-        try:
+
+        def build(staging: Path) -> None:
             try:
                 manifest = _export(self._model_dir, staging, self.backend, self.quantization, self._threads)
             except Exception as exc:
@@ -267,17 +265,8 @@ class SentenceTransformerEmbedder:
                 ) from exc
             manifest.update(recipe=_EXPORT_RECIPE, source_fingerprint=self.weights_fingerprint)
             (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            if target.exists():  # a concurrent export that finished first, or a stale one
-                if _export_complete(target):
-                    return target
-                shutil.rmtree(target, ignore_errors=True)
-            try:
-                os.replace(staging, target)
-            except OSError:  # lost a race with another process exporting the same model
-                if not _export_complete(target):
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+
+        cached_export(target, build, _export_complete)
         log.info("export of %s done in %.1fs", variant, time.perf_counter() - started)
         return target
 

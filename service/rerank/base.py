@@ -8,6 +8,7 @@ reranker or ``None`` with a status line the service can show (``ok: ...``, ``dis
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -34,6 +35,15 @@ class Reranker(Protocol):
         ...
 
 
+def reranker_backend(requested: str, device: str) -> str:
+    """OpenVINO runs on the CPU only; ``auto`` takes it there when it is installed."""
+    if requested != "auto":
+        return requested
+    if device.startswith("cuda") or importlib.util.find_spec("openvino") is None:
+        return "torch"
+    return "openvino"
+
+
 def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
     """``(reranker, "ok: <name>")``, ``(None, "disabled")`` or ``(None, "unavailable: <why>")``."""
     if not settings.reranker_enabled:
@@ -44,11 +54,18 @@ def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
 
         reranker: Reranker = LexicalReranker()
         return reranker, f"ok: {reranker.name}"
-    from service.rerank.cross_encoder import CrossEncoderReranker
+    from service.rerank.cross_encoder import CrossEncoderReranker, default_device
 
     try:
         # The reranker shares the embedder's device preference: both default to CUDA when present.
-        reranker = CrossEncoderReranker.load(model, device=settings.embedding_device)
+        device = settings.embedding_device or default_device()
+        if reranker_backend(settings.reranker_backend, device) == "openvino":
+            from service.rerank.cross_encoder_openvino import OpenVinoCrossEncoderReranker
+
+            reranker = OpenVinoCrossEncoderReranker.load(model, cache_dir=settings.model_cache_dir or settings.data_dir / "models",
+                                                         threads=settings.reranker_threads)
+        else:
+            reranker = CrossEncoderReranker.load(model, device=device)
     except RerankerUnavailable as error:
         log.warning("reranker unavailable: %s", error)
         return None, f"unavailable: {error}"

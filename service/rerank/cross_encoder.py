@@ -44,7 +44,18 @@ def resolve_model_dir(model: str) -> Path:
     return Path(cached).parent
 
 
-def _default_device() -> str:
+def load_cross_encoder(model: str, directory: Path, device: str):
+    """sentence-transformers' ``CrossEncoder`` from local files only, in eval mode."""
+    from sentence_transformers import CrossEncoder
+
+    try:
+        encoder = CrossEncoder(str(directory), device=device, local_files_only=True)
+    except OSError as error:
+        raise RerankerUnavailable(f"cannot load {model!r} from {directory}: {error}") from error
+    return encoder.eval()
+
+
+def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -60,17 +71,10 @@ class CrossEncoderReranker:
 
     @classmethod
     def load(cls, model: str, *, device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> CrossEncoderReranker:
-        directory = resolve_model_dir(model)
-        from sentence_transformers import CrossEncoder
-
-        device = device or _default_device()
-        try:
-            encoder = CrossEncoder(str(directory), device=device, local_files_only=True)
-        except OSError as error:
-            raise RerankerUnavailable(f"cannot load {model!r} from {directory}: {error}") from error
+        device = device or default_device()
+        encoder = load_cross_encoder(model, resolve_model_dir(model), device)
         if device.startswith("cuda"):
             encoder.half()
-        encoder.eval()
         return cls(encoder, name=f"cross-encoder:{model}", batch_size=batch_size)
 
     @property

@@ -47,13 +47,18 @@ def tiny_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module", params=["lexical", "cross-encoder"])
-def reranker(request: pytest.FixtureRequest) -> Reranker:
+@pytest.fixture(scope="module", params=["lexical", "cross-encoder", "cross-encoder-openvino"])
+def reranker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Reranker:
     if request.param == "lexical":
         return LexicalReranker()
+    directory = request.getfixturevalue("tiny_cross_encoder_dir")
+    if request.param == "cross-encoder-openvino":
+        pytest.importorskip("openvino")
+        from service.rerank.cross_encoder_openvino import OpenVinoCrossEncoderReranker
+
+        return OpenVinoCrossEncoderReranker.load(str(directory), cache_dir=tmp_path_factory.mktemp("models"), batch_size=4)
     from service.rerank.cross_encoder import CrossEncoderReranker
 
-    directory = request.getfixturevalue("tiny_cross_encoder_dir")
     return CrossEncoderReranker.load(str(directory), device="cpu", batch_size=4)
 
 
@@ -94,6 +99,37 @@ def test_cross_encoder_scores_do_not_depend_on_batch_size(tiny_cross_encoder_dir
     np.testing.assert_allclose(one.rerank(QUERY, TEXTS), many.rerank(QUERY, TEXTS), rtol=1e-4, atol=1e-5)
 
 
+def test_openvino_cross_encoder_agrees_with_torch(tiny_cross_encoder_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    from service.rerank.cross_encoder import CrossEncoderReranker
+    from service.rerank.cross_encoder_openvino import OpenVinoCrossEncoderReranker
+
+    torch_scores = CrossEncoderReranker.load(str(tiny_cross_encoder_dir), device="cpu").rerank(QUERY, TEXTS)
+    exported = OpenVinoCrossEncoderReranker.load(str(tiny_cross_encoder_dir), cache_dir=tmp_path)
+    np.testing.assert_allclose(exported.rerank(QUERY, TEXTS), torch_scores, atol=0.02 * float(np.ptp(torch_scores)) + 1e-4)
+    exports = list(tmp_path.glob("*/reranker-openvino/model.xml"))
+    assert len(exports) == 1 and not list(tmp_path.glob("*/.reranker-openvino.*"))  # published whole, no staging left
+    again = OpenVinoCrossEncoderReranker.load(str(tiny_cross_encoder_dir), cache_dir=tmp_path)  # reuses the export
+    assert exports[0].stat().st_mtime_ns == list(tmp_path.glob("*/reranker-openvino/model.xml"))[0].stat().st_mtime_ns
+    np.testing.assert_array_equal(again.rerank(QUERY, TEXTS), exported.rerank(QUERY, TEXTS))
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "openvino_installed", "expected"),
+    [("auto", "cpu", True, "openvino"), ("auto", "cpu", False, "torch"), ("auto", "cuda", True, "torch"),
+     ("torch", "cpu", True, "torch"), ("openvino", "cuda:0", True, "openvino")],
+)
+def test_reranker_backend_choice(monkeypatch, requested, device, openvino_installed, expected) -> None:
+    import importlib.util
+
+    from service.rerank import base
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (real(name, *a) if openvino_installed else None) if name == "openvino" else real(name, *a))
+    assert base.reranker_backend(requested, device) == expected
+
+
 def test_lexical_prefers_passages_sharing_the_query_terms() -> None:
     scores = LexicalReranker().rerank(QUERY, TEXTS)
     assert int(np.argmax(scores)) == 0
@@ -128,8 +164,11 @@ def test_lexical_by_name() -> None:
     assert isinstance(reranker, LexicalReranker) and status == "ok: lexical"
 
 
-def test_local_cross_encoder_loads_offline(tiny_cross_encoder_dir: Path, no_network: list[object]) -> None:
-    reranker, status = load_reranker(Settings(reranker_model=str(tiny_cross_encoder_dir), embedding_device="cpu"))
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_local_cross_encoder_loads_offline(tiny_cross_encoder_dir: Path, no_network: list[object], tmp_path: Path,
+                                           backend: str) -> None:
+    reranker, status = load_reranker(Settings(reranker_model=str(tiny_cross_encoder_dir), embedding_device="cpu",
+                                              reranker_backend=backend, data_dir=tmp_path))
     assert reranker is not None and status == f"ok: cross-encoder:{tiny_cross_encoder_dir}"
     assert reranker.rerank(QUERY, TEXTS[:2]).shape == (2,)
     assert no_network == []
@@ -157,7 +196,7 @@ def test_broken_model_directory_is_unavailable(tmp_path: Path, no_network: list[
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    reranker, status = load_reranker(Settings(reranker_model=str(broken), embedding_device="cpu"))
+    reranker, status = load_reranker(Settings(reranker_model=str(broken), embedding_device="cpu", data_dir=tmp_path))
     assert reranker is None and status.startswith("unavailable: ")
     assert no_network == []
 
