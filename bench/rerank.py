@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="OpenVINO inference threads (0: every core)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda: then predict in fp32 on the GPU is the baseline against our fp16 reranker")
     args = parser.parse_args()
 
     from ingest.model_paths import force_offline
@@ -90,12 +92,20 @@ def main() -> None:
     print(f"model: {label}\nworkload: {source}")
 
     started = time.perf_counter()
-    rerankers = {"torch": CrossEncoderReranker.load(str(model_dir), device="cpu", batch_size=args.batch_size)}
-    print(f"torch loaded in {time.perf_counter() - started:.1f}s")
-    started = time.perf_counter()
-    rerankers["openvino"] = OpenVinoCrossEncoderReranker.load(str(model_dir), cache_dir=scratch / "cache",
-                                                              batch_size=args.batch_size, threads=args.threads)
-    print(f"openvino exported and loaded in {time.perf_counter() - started:.1f}s")
+    if args.device.startswith("cuda"):
+        from service.rerank.cross_encoder import load_cross_encoder
+
+        fp32 = load_cross_encoder(str(model_dir), model_dir, args.device).float()
+        rerankers = {"torch": CrossEncoderReranker(fp32, name="predict fp32", batch_size=args.batch_size),
+                     "torch-fp16": CrossEncoderReranker.load(str(model_dir), device=args.device, batch_size=args.batch_size)}
+        print(f"loaded on {args.device} in {time.perf_counter() - started:.1f}s")
+    else:
+        rerankers = {"torch": CrossEncoderReranker.load(str(model_dir), device="cpu", batch_size=args.batch_size)}
+        print(f"torch loaded in {time.perf_counter() - started:.1f}s")
+        started = time.perf_counter()
+        rerankers["openvino"] = OpenVinoCrossEncoderReranker.load(str(model_dir), cache_dir=scratch / "cache",
+                                                                  batch_size=args.batch_size, threads=args.threads)
+        print(f"openvino exported and loaded in {time.perf_counter() - started:.1f}s")
 
     scores = {name: [r.rerank(q, docs) for q, docs in pairs] for name, r in rerankers.items()}  # warm-up + quality
     rates: dict[str, list[float]] = {name: [] for name in rerankers}

@@ -126,7 +126,7 @@ def test_reranker_backend_choice(monkeypatch, requested, device, openvino_instal
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: (real(name, *a) if openvino_installed else None) if name == "openvino" else real(name, *a))
+                        lambda name, *a: (object() if openvino_installed else None) if name == "openvino" else real(name, *a))
     assert base.reranker_backend(requested, device) == expected
 
 
