@@ -54,9 +54,10 @@ def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
 
         reranker: Reranker = LexicalReranker()
         return reranker, f"ok: {reranker.name}"
-    from service.rerank.cross_encoder import CrossEncoderReranker, default_device
+    from service.rerank.cross_encoder import CrossEncoderReranker, default_device, resolve_model_dir
 
     try:
+        resolve_model_dir(model)  # a missing model is reported before torch is even imported
         # The reranker shares the embedder's device preference: both default to CUDA when present.
         device = settings.embedding_device or default_device()
         if reranker_backend(settings.reranker_backend, device) == "openvino":
