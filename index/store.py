@@ -327,24 +327,36 @@ class Store:
     def chunk_records(self, chunk_ids: Sequence[int], *, with_embeddings: bool = False) -> dict[int, ChunkRecord]:
         """Chunks joined with their documents, in one round trip per 900 ids.
 
-        On the query path: Core with a pre-built expanding statement rather than an ORM session,
-        because the ORM's per-call overhead was the largest cost of a search on a small corpus.
+        On the query path: a pre-built statement rather than an ORM session, because the ORM's
+        per-call overhead was the largest cost of a search on a small corpus.
         """
         if len(chunk_ids) == 0:
             return {}
-        statement = _CHUNK_RECORDS_WITH_EMBEDDINGS if with_embeddings else _CHUNK_RECORDS
         out: dict[int, ChunkRecord] = {}
         ids = list(dict.fromkeys(int(i) for i in chunk_ids))
-        with self.engine.connect() as connection:
-            for start in range(0, len(ids), 900):
-                for r in connection.execute(statement, {"ids": ids[start : start + 900]}):
-                    out[r[0]] = ChunkRecord(
-                        id=r[0], document_id=r[1], ordinal=r[2], text=r[3], context=r[4], pages=_json_list(r[5]),
-                        heading_path=_json_list(r[6]), start=r[7], end=r[8], source=r[9], title=r[10], mime_type=r[11],
-                        collection=r[12], groups=_json_list(r[13]),
-                        embedding=np.frombuffer(r[14], dtype=np.float32) if with_embeddings and r[14] is not None else None,
-                    )
+        for start in range(0, len(ids), 900):
+            for r in self._chunk_rows(ids[start : start + 900], with_embeddings):
+                out[r[0]] = ChunkRecord(
+                    id=r[0], document_id=r[1], ordinal=r[2], text=r[3], context=r[4], pages=_json_list(r[5]),
+                    heading_path=_json_list(r[6]), start=r[7], end=r[8], source=r[9], title=r[10], mime_type=r[11],
+                    collection=r[12], groups=_json_list(r[13]),
+                    embedding=np.frombuffer(r[14], dtype=np.float32) if with_embeddings and r[14] is not None else None,
+                )
         return out
+
+    def _chunk_rows(self, ids: list[int], with_embeddings: bool) -> list:
+        """The rows of ``chunk_records`` for up to 900 ids. On SQLite the pre-rendered SQL goes
+        straight to the driver: Core's per-execution work (cache key, expanding the IN list,
+        result wrapping) cost about as much as the query itself."""
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.connect() as connection:
+                return connection.execute(_CHUNK_RECORDS_WITH_EMBEDDINGS if with_embeddings else _CHUNK_RECORDS, {"ids": ids}).all()
+        sql = (_CHUNK_RECORDS_SQLITE_WITH_EMBEDDINGS if with_embeddings else _CHUNK_RECORDS_SQLITE).format(",".join("?" * len(ids)))
+        connection = self.engine.raw_connection()  # from the pool, so its connect-time pragmas apply
+        try:
+            return connection.driver_connection.execute(sql, ids).fetchall()
+        finally:
+            connection.close()
 
     def iter_chunks_for_index(self, batch: int = 2000) -> Iterator[list[tuple]]:
         """Every live chunk as (chunk_id, document_id, keyword text, embedding blob), in id
@@ -463,3 +475,18 @@ def _chunk_records_statement(with_embeddings: bool):
 
 _CHUNK_RECORDS = _chunk_records_statement(False)
 _CHUNK_RECORDS_WITH_EMBEDDINGS = _chunk_records_statement(True)
+
+
+def _sqlite_sql(statement) -> str:
+    """The statement as SQLite SQL, its expanding ``ids`` list left as ``{}`` for the placeholders."""
+    from sqlalchemy.dialects import sqlite
+
+    sql = str(statement.compile(dialect=sqlite.dialect()))
+    marker = "__[POSTCOMPILE_ids]"
+    if marker not in sql:
+        raise RuntimeError("unexpected rendering of the chunk records statement")
+    return sql.replace("{", "{{").replace("}", "}}").replace(marker, "{}")
+
+
+_CHUNK_RECORDS_SQLITE = _sqlite_sql(_CHUNK_RECORDS)
+_CHUNK_RECORDS_SQLITE_WITH_EMBEDDINGS = _sqlite_sql(_CHUNK_RECORDS_WITH_EMBEDDINGS)

@@ -92,7 +92,7 @@ class HybridRetriever:
             t = watch.lap("embed_query", t)
             # Never fetch fewer candidates than the caller asked for results.
             scores, ids = vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), max(settings.dense_candidates, k), allowed_ids=allowed_chunks)
-            dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            dense = [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i >= 0]  # tolist: Python ints and floats at C speed
             t = watch.lap("dense", t)
         if mode in ("hybrid", "keyword"):
             allowed_set = allowed_docs.tolist() if allowed_docs is not None else None

@@ -61,6 +61,28 @@ def test_embeddings_round_trip_without_reembedding(store):
     assert rows[0][2].startswith("Title\nIntro")
 
 
+def test_chunk_records_sqlite_fast_path_matches_the_core_statement(tmp_path):
+    """SQLite reads chunk records with pre-rendered SQL: every column, more than 900 ids, and
+    unknown ids must come back exactly as the Core statement returns them."""
+    from index.store import _CHUNK_RECORDS, _CHUNK_RECORDS_WITH_EMBEDDINGS
+
+    engine = open_database(Settings(data_dir=tmp_path / "d"))
+    store = Store(engine)
+    store.put_document(_write("a.txt", [f"text {i}" for i in range(950)], groups=["hr"]))
+    store.put_document(_write("b.txt", ["other"], collection="second"))
+    ids = store.live_chunk_ids().tolist() + [10**9]
+    for with_embeddings in (False, True):
+        with engine.connect() as connection:
+            core = {r[0]: tuple(r) for r in connection.execute(_CHUNK_RECORDS_WITH_EMBEDDINGS if with_embeddings else _CHUNK_RECORDS,
+                                                              {"ids": ids})}
+        fast = {r[0]: tuple(r) for start in range(0, len(ids), 900) for r in store._chunk_rows(ids[start : start + 900], with_embeddings)}
+        assert fast == core and len(fast) == 951
+        records = store.chunk_records(ids, with_embeddings=with_embeddings)
+        assert sorted(records) == sorted(core)
+        assert (records[ids[-2]].collection, records[ids[0]].groups) == ("second", ["hr"])
+    engine.dispose()
+
+
 def test_failed_document_withdraws_old_chunks(store):
     store.put_document(_write("c.txt", ["x"]))
     doc_id, outcome = store.put_failed_document("default", "c.txt", sha256="z", size_bytes=1, reason="corrupt", detail="bad xref")

@@ -62,3 +62,10 @@ def test_weighted_scores_bounded_by_weight_sum(a, b):
 def test_limit_is_the_head_of_the_full_ranking(a, b, limit):
     for fuse in (reciprocal_rank_fusion, weighted_score_fusion):
         assert fuse([a, b], limit=limit) == fuse([a, b])[:limit]
+
+
+def test_a_list_votes_once_per_item_at_its_first_rank():
+    fused = weighted_score_fusion([[(1, 3.0), (2, 2.0), (1, 1.0)], [(2, 5.0), (3, 5.0)]], limit=2)
+    assert [(f.id, f.score, f.ranks, f.scores) for f in fused] == [(2, 1.5, (2, 1), (2.0, 5.0)), (1, 1.0, (1, None), (3.0, None))]
+    fused = reciprocal_rank_fusion([[(1, 3.0), (1, 1.0), (2, 0.5)]], k=10)
+    assert [(f.id, f.score, f.ranks) for f in fused] == [(1, 1 / 11, (1,)), (2, 1 / 13, (3,))]
