@@ -148,6 +148,13 @@ async def run_load(base: str, clients: int, seconds: float, reindex: bool, queri
     return {"latencies": latencies, "errors": errors, "elapsed": elapsed, "notes": [r for r in results if isinstance(r, str)]}
 
 
+def index_version(base: str):
+    """The index version the server is searching (``/v1/health`` shows it to every caller)."""
+    import httpx
+
+    return httpx.get(base + "/v1/health", timeout=10).json().get("indexes", {}).get("version")
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User+system CPU of a process and its threads, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -234,6 +241,7 @@ def main() -> None:
             except Exception:
                 time.sleep(0.5)
         bound = EmbeddingBound(queries)
+        version_before = index_version(base)
         asyncio.run(run_load(base, args.clients, 3.0, False, queries, args.client, key))  # warm up
         for n in range(args.rounds):
             bound_rps, bound_cpu = bound.measure(min(per_round, 5.0))
@@ -245,6 +253,8 @@ def main() -> None:
             done = max(len(result["latencies"]), 1)
             rounds.append({"bound": bound_rps, "bound_cpu": bound_cpu, "rps": len(result["latencies"]) / result["elapsed"],
                            "server_cpu": server_cpu * 1000 / done, "client_cpu": client_cpu * 1000 / done, **result})
+        if args.reindex:  # the switch must have happened while the clients ran, or it proves nothing
+            rounds[-1]["notes"].append(f"index version {version_before} before the rounds, {index_version(base)} after")
     finally:
         server.terminate()
         server.wait(timeout=30)
