@@ -277,10 +277,7 @@ def run(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed + 1)
     sample = base[rng.choice(n, train_n, replace=False)]
     ivf_indexes: dict[str, faiss.Index] = {}
-    for name, make in (("IVF-Flat", lambda q: faiss.IndexIVFFlat(q, dim, nlist, faiss.METRIC_INNER_PRODUCT)),
-                       ("IVF-SQ8", lambda q: faiss.IndexIVFScalarQuantizer(q, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT))):
-        if args.gpu_only or name.lower().replace("-", "_") not in args.ivf:
-            continue
+    for name, make in ivf_makers(dim, nlist, [] if args.gpu_only else args.ivf).items():
         start = time.perf_counter()
         ivf = make(faiss.IndexFlatIP(dim))
         ivf.train(sample)
@@ -309,6 +306,14 @@ def run(args: argparse.Namespace) -> None:
         }, indent=2))
     print(f"\ntotal {time.perf_counter() - t0:.0f}s; load average at end: {load_average()} "
           f"(other work on the machine slows every row; ratios are taken within one run)")
+
+
+def ivf_makers(dim: int, nlist: int, chosen: list[str]) -> dict[str, Callable[[faiss.Index], faiss.Index]]:
+    """Untrained IVF indexes by table name, for the kinds named in ``--ivf``; each takes its quantizer."""
+    makers = {"IVF-Flat": lambda q: faiss.IndexIVFFlat(q, dim, nlist, faiss.METRIC_INNER_PRODUCT),
+              "IVF-SQ8": lambda q: faiss.IndexIVFScalarQuantizer(q, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                                 faiss.METRIC_INNER_PRODUCT)}
+    return {name: make for name, make in makers.items() if name.lower().replace("-", "_") in chosen}
 
 
 def brute_force_subset(index_vectors: np.ndarray, allowed: np.ndarray) -> Callable[[np.ndarray], tuple]:
@@ -430,12 +435,7 @@ def run_gpu(args, base, ids, queries, truth, flat, ivf_indexes, sample, nlist, e
     measure("GPU exact", "IndexFlatIP fp16 store", gpu_flat16, time.perf_counter() - start, bytes_per_vector(flat, n) / 2)
     del gpu_flat16
     dim = base.shape[1]
-    makers = {"IVF-Flat": lambda q: faiss.IndexIVFFlat(q, dim, nlist, faiss.METRIC_INNER_PRODUCT),
-              "IVF-SQ8": lambda q: faiss.IndexIVFScalarQuantizer(q, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                                                 faiss.METRIC_INNER_PRODUCT)}
-    for name, make in makers.items():
-        if name.lower().replace("-", "_") not in args.ivf:
-            continue
+    for name, make in ivf_makers(dim, nlist, args.ivf).items():
         start = time.perf_counter()
         if name in ivf_indexes:  # built on the CPU above: the time is the copy
             ivf = ivf_indexes[name]

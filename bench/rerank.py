@@ -120,7 +120,7 @@ def main() -> None:
     rows = []
     for name in rerankers:
         rho = median([spearman(a, b) for a, b in zip(scores["torch"], scores[name], strict=True)])
-        top = median([len(set(np.argsort(-a)[:10]) & set(np.argsort(-b)[:10])) / 10
+        top = median([len(set(np.argsort(-a)[:10]) & set(np.argsort(-b)[:10])) / min(10, len(a))
                       for a, b in zip(scores["torch"], scores[name], strict=True)])
         rate = median(rates[name])
         rows.append([name, f"{rate:.2f}", f"{1000 / rate:.0f}", f"{rate / base:.2f}x", f"{rho:.4f}", f"{top:.3f}"])

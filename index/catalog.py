@@ -93,23 +93,22 @@ class Catalog:
         if cached is not None:
             return cached
         docs = self.allowed_documents(can_see, filters, everything_visible=all_access)
-        result = (docs, self.chunk_ids(docs) if docs is not None else None)
-        if len(self._allowed_cache) >= 512:
-            self._allowed_cache = {}
-        self._allowed_cache[key] = result
-        return result
+        return self._remember(key, (docs, self.chunk_ids(docs) if docs is not None else None))
 
     def visible_collections(self, groups: frozenset[str], can_see: Callable[[frozenset[str]], bool]) -> frozenset[str]:
         """Collections holding a document the caller may see; kept, like the allowed sets,
         per caller until the catalog changes."""
         key = ("collections", groups)
         cached = self._allowed_cache.get(key)
-        if cached is None:
-            cached = frozenset(d.collection for d in list(self.docs.values()) if can_see(d.groups))
-            if len(self._allowed_cache) >= 512:
-                self._allowed_cache = {}
-            self._allowed_cache[key] = cached
-        return cached
+        if cached is not None:
+            return cached
+        return self._remember(key, frozenset(d.collection for d in list(self.docs.values()) if can_see(d.groups)))
+
+    def _remember(self, key: tuple, value: Any) -> Any:
+        if len(self._allowed_cache) >= 512:  # a bound, not an LRU: many distinct callers are rare
+            self._allowed_cache = {}
+        self._allowed_cache[key] = value
+        return value
 
     def chunk_ids(self, document_ids: np.ndarray) -> np.ndarray:
         parts = [self.doc_chunks[int(d)] for d in document_ids if int(d) in self.doc_chunks]

@@ -79,7 +79,6 @@ class IndexMissing(IndexCorrupt):
     """No index has been saved in this directory yet."""
 
 
-
 _single_query_thread = threading.local()
 
 
@@ -94,6 +93,7 @@ def serve_single_queries_on_this_thread() -> None:
     if not getattr(_single_query_thread, "set", False):
         faiss.omp_set_num_threads(1)
         _single_query_thread.set = True
+
 
 @dataclass(frozen=True)
 class VectorParams:

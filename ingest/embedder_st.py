@@ -13,12 +13,10 @@ All model loading is offline: a model comes from ``ingest.model_paths.resolve_mo
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import logging
 import os
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,6 +28,7 @@ import numpy as np
 from ingest.embedder import combine_fingerprint, fingerprint_model_dir, l2_normalize, pad_batch, plan_batches
 from ingest.export_cache import cached_export
 from ingest.model_paths import force_offline, resolve_model
+from ingest.openvino_runtime import OpenVinoRequest
 
 if TYPE_CHECKING:
     from index.settings import Settings
@@ -249,13 +248,10 @@ class SentenceTransformerEmbedder:
             self._cache_dir = Settings().data_dir / "models"
         variant = self.backend + ("-int8" if self.quantization == "int8" else "")
         target = self._cache_dir / self.weights_fingerprint / variant
-        if _export_complete(target):
-            return target
-
-        log.info("exporting %s to %s (one time)", self.model_name, target)
-        started = time.perf_counter()
 
         def build(staging: Path) -> None:
+            log.info("exporting %s to %s (one time)", self.model_name, target)
+            started = time.perf_counter()
             try:
                 manifest = _export(self._model_dir, staging, self.backend, self.quantization, self._threads)
             except Exception as exc:
@@ -265,10 +261,9 @@ class SentenceTransformerEmbedder:
                 ) from exc
             manifest.update(recipe=_EXPORT_RECIPE, source_fingerprint=self.weights_fingerprint)
             (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            log.info("export of %s done in %.1fs", variant, time.perf_counter() - started)
 
-        cached_export(target, build, _export_complete)
-        log.info("export of %s done in %.1fs", variant, time.perf_counter() - started)
-        return target
+        return cached_export(target, build, _export_complete)
 
 
 def _export_complete(directory: Path) -> bool:
@@ -383,35 +378,16 @@ class _OnnxEngine:
         return self._session.run(None, feed)[0]
 
 
-@functools.cache
-def _openvino_core():
-    """One OpenVINO Core per process, as its documentation advises: each Core owns plugin
-    state and thread pools, and a test that built a second embedder crashed once in a
-    fresh Core."""
-    import openvino as ov
-
-    return ov.Core()
-
-
 class _OpenVinoEngine:
-    """One reusable infer request; the lock makes the engine safe to share between threads."""
-
     def __init__(self, path: Path, threads: int):
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = threads
-        compiled = _openvino_core().compile_model(str(path), "CPU", config)
-        self._request = compiled.create_infer_request()
-        self._lock = threading.Lock()
-        self._type_ids = "token_type_ids" in {name for port in compiled.inputs for name in port.get_names()}
+        self._request = OpenVinoRequest(path, threads)
+        self._type_ids = "token_type_ids" in self._request.input_names
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": ids, "attention_mask": mask}
         if self._type_ids:
             feed["token_type_ids"] = np.zeros_like(ids)
-        with self._lock:
-            self._request.infer(feed)
-            return self._request.get_output_tensor(0).data.copy()
+        return self._request(feed)
 
 
 # --- export -------------------------------------------------------------------------------

@@ -103,8 +103,9 @@ class HybridRetriever:
         # How many results later steps can use (the reranker's window, or k; collapsing to one
         # hit per document needs the whole window), and how far down the fused list to look
         # for them when near-duplicates or hidden chunks drop some.
-        need = None if collapse_documents else max(k, settings.rerank_candidates if use_rerank else k)
-        depth = max(k, settings.rerank_candidates if use_rerank else k) * 2 + 10
+        usable = max(k, settings.rerank_candidates) if use_rerank else k
+        need = None if collapse_documents else usable
+        depth = usable * 2 + 10
         if mode == "hybrid":
             weights = (settings.fusion_dense_weight, settings.fusion_keyword_weight)
             if settings.fusion == "weighted":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import numpy as np
 
 from ingest.embedder import fingerprint_model_dir
 from ingest.export_cache import cached_export
+from ingest.openvino_runtime import OpenVinoRequest
 from service.rerank.base import RerankerUnavailable
 from service.rerank.cross_encoder import DEFAULT_BATCH_SIZE, load_cross_encoder, resolve_model_dir
 
@@ -55,27 +55,9 @@ def _pairs_features(encoder: Any, pairs: Sequence[tuple[str, str]]) -> dict[str,
     return {name: np.asarray(value, dtype=np.int64) for name, value in encoded.items()}
 
 
-class _Engine:
-    """One compiled model and one reusable infer request; the lock shares it between threads."""
-
-    def __init__(self, path: Path, threads: int, precision: str = ""):
-        from ingest.embedder_st import _openvino_core
-
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
-        if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = threads
-        compiled = _openvino_core().compile_model(str(path), "CPU", config)
-        self.input_names = {name for port in compiled.inputs for name in port.get_names()}
-        self._request = compiled.create_infer_request()
-        self._lock = threading.Lock()
-
-    def __call__(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        feed = {name: value for name, value in features.items() if name in self.input_names}
-        with self._lock:
-            self._request.infer(feed)
-            return self._request.get_output_tensor(0).data.copy()
+def _run(request: OpenVinoRequest, features: dict[str, np.ndarray]) -> np.ndarray:
+    """Logits for tokenized pairs; tokenizers may emit inputs (token types) a model lacks."""
+    return request({name: value for name, value in features.items() if name in request.input_names})
 
 
 def _export(encoder: Any, staging: Path) -> None:
@@ -105,7 +87,7 @@ def _export(encoder: Any, staging: Path) -> None:
         reference = hf_model(**example).logits.float().numpy()
     # In f32 the graph must compute torch's function; run time then takes the CPU's native
     # precision (bf16 where it has it: 1.8x faster here, scores within about 1e-4).
-    exported = _Engine(staging / "model.xml", 0, precision="f32")(features)
+    exported = _run(OpenVinoRequest(staging / "model.xml", 0, precision="f32"), features)
     spread = max(float(np.ptp(reference)), 1e-6)
     deviation = float(np.abs(exported - reference).max()) / spread
     if deviation > _MAX_PROBE_DEVIATION:
@@ -116,7 +98,7 @@ def _export(encoder: Any, staging: Path) -> None:
 class OpenVinoCrossEncoderReranker:
     """Scores (query, passage) pairs jointly, the transformer on OpenVINO, length-sorted batches."""
 
-    def __init__(self, encoder: Any, engine: _Engine, name: str, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, encoder: Any, engine: OpenVinoRequest, name: str, batch_size: int = DEFAULT_BATCH_SIZE):
         import torch
 
         self._torch = torch
@@ -131,12 +113,14 @@ class OpenVinoCrossEncoderReranker:
         encoder = load_cross_encoder(model, directory, "cpu")
         try:
             target = Path(cache_dir) / fingerprint_model_dir(directory) / "reranker-openvino"
-            if not _export_complete(target):
-                started = time.perf_counter()
+
+            def build(staging: Path) -> None:
                 log.info("exporting reranker %s to %s (one time)", model, target)
-                cached_export(target, lambda staging: _export(encoder, staging), _export_complete)
+                started = time.perf_counter()
+                _export(encoder, staging)
                 log.info("reranker export done in %.1fs", time.perf_counter() - started)
-            engine = _Engine(target / "model.xml", threads)
+
+            engine = OpenVinoRequest(cached_export(target, build, _export_complete) / "model.xml", threads)
         except Exception as error:
             raise RerankerUnavailable(
                 f"cannot run {model!r} on OpenVINO ({error}); set GROUNDWORK_RERANKER_BACKEND=torch"
@@ -155,7 +139,7 @@ class OpenVinoCrossEncoderReranker:
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             features = _pairs_features(self._encoder, [(query, texts[i]) for i in batch])
-            logits[batch] = self._engine(features).reshape(len(batch), -1)[:, 0]
+            logits[batch] = _run(self._engine, features).reshape(len(batch), -1)[:, 0]
         activation = getattr(self._encoder, "activation_fn", None)
         if activation is None:
             return logits
