@@ -10,6 +10,7 @@ the key travels into every query, and objects the caller may not see are reporte
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
@@ -18,7 +19,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -156,7 +158,7 @@ class Services:
     jobs: JobRunner
     reindexer: Reindexer
     uploads_dir: Path
-    search_limiter: anyio.CapacityLimiter
+    search_pool: ThreadPoolExecutor
     verified_keys: auth.VerifiedKeys
 
 
@@ -164,8 +166,23 @@ def _services(state: State) -> Services:
     return state.services
 
 
-def _caller(request: Request) -> auth.KeyInfo:
+def _caller(request: Request, svc: NamedDependency[Services]) -> auth.KeyInfo:
+    """``svc`` is unused, and there on purpose: a dependency of ``svc`` is resolved after it,
+    whereas two independent ones are resolved concurrently, in a task group that spawns two
+    tasks on every request."""
     return request.scope[_CALLER]  # type: ignore[literal-required]
+
+
+def _search_threads(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="search", initializer=serve_single_queries_on_this_thread)
+
+
+async def _on_search_thread(svc: Services, function: Callable, *args):
+    """``function(*args)`` on the bounded search threads, in this request's context (its log
+    lines keep the request id). A plain executor hop, because anyio's worker-thread machinery
+    (cancel scopes, a capacity limiter) cost the event loop more per search than the hop."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(svc.search_pool, context.run, function, *args)
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -270,18 +287,17 @@ async def _search(svc: Services, query: str, *, k: int, principal: Principal, fi
         embed_ms = round((time.perf_counter() - started) * 1000, 3)
 
     def run(with_rerank: bool | None) -> SearchOutcome:
-        serve_single_queries_on_this_thread()
         return gw.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=with_rerank, collapse_documents=collapse,
                          query_vector=vector)
 
     try:
-        outcome = await anyio.to_thread.run_sync(run, rerank, limiter=svc.search_limiter)
+        outcome = await _on_search_thread(svc, run, rerank)
     except Exception as exc:
         if rerank is False or gw.reranker_state[0] is None:
             raise
         log.warning("search with reranking failed (%s: %s); retrying without the reranker", type(exc).__name__, exc)
         svc.metrics.fallbacks.inc(stage="rerank")
-        outcome = await anyio.to_thread.run_sync(run, False, limiter=svc.search_limiter)
+        outcome = await _on_search_thread(svc, run, False)
         outcome.notes.append(f"the reranker failed ({type(exc).__name__}); results are fused, not reranked")
     if embed_ms is not None:
         outcome.timings_ms["embed_query"] = embed_ms
@@ -872,7 +888,7 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
     services = Services(
         groundwork=groundwork, settings=settings, limiter=RateLimiter(settings.rate_limit_per_minute), metrics=metrics_, jobs=jobs,
         reindexer=Reindexer(groundwork), uploads_dir=(settings.data_dir / "uploads").resolve(),
-        search_limiter=anyio.CapacityLimiter(settings.search_threads),
+        search_pool=_search_threads(settings.search_threads),
         verified_keys=auth.VerifiedKeys(settings.auth_cache_s),
     )
     metrics_.registry.on_collect(lambda: _index_gauges(services))
@@ -896,7 +912,7 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
         exception_handlers={HTTPException: _handle_http_error, Exception: _handle_unexpected},
         request_max_body_size=settings.max_request_bytes,
         on_startup=[lambda: jobs.start()],
-        on_shutdown=[lambda: jobs.stop()],
+        on_shutdown=[lambda: jobs.stop(), lambda: services.search_pool.shutdown(wait=False)],
         openapi_config=OpenAPIConfig(
             title="Groundwork", version="1", description="Search and grounded answers over your documents. " + _ERROR_RESPONSES_DOC,
             components=Components(security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer", description="gw_<prefix>_<secret>")}),

@@ -3,7 +3,7 @@
 The outermost ASGI layer gives every request an id (the client's ``X-Request-ID`` when it is
 sane, else a fresh one), returns it in the response, and logs one line when the request ends.
 The id travels in a context variable, so log lines written by worker threads during the
-request (anyio copies the context into them) carry it too.
+request (anyio and the search threads run in a copy of the context) carry it too.
 """
 
 from __future__ import annotations

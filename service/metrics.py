@@ -6,6 +6,8 @@ this module renders the documented text format directly. Values live in memory, 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -51,9 +53,12 @@ class _Metric:
         self._lock = threading.Lock()
 
     def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
-        if set(labels) != set(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
-        return tuple(str(labels[n]) for n in self.labelnames)
+        try:
+            if len(labels) == len(self.labelnames):
+                return tuple([str(labels[n]) for n in self.labelnames])
+        except KeyError:
+            pass
+        raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
 
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {_escape_help(self.documentation)}", f"# TYPE {self.name} {self.kind}"]
@@ -89,34 +94,36 @@ class Histogram(_Metric):
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = (), buckets: Sequence[float] = LATENCY_BUCKETS_S):
         super().__init__(name, documentation, labelnames)
         self.buckets = tuple(sorted(buckets))
-        self._series: dict[tuple[str, ...], list[float]] = {}  # bucket counts..., +Inf count, sum
+        # Per series: how many observations fell in each bucket alone (the last slot being
+        # above every bound), then the sum. Rendering makes the counts cumulative, so that an
+        # observation (seven per search request) costs one bisection, not a pass over the bounds.
+        self._series: dict[tuple[str, ...], list[float]] = {}
 
     def observe(self, value: float, **labels: str) -> None:
         key = self._key(labels)
+        slot = bisect.bisect_left(self.buckets, value)
         with self._lock:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = [0.0] * (len(self.buckets) + 2)
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    series[i] += 1
-            series[-2] += 1
+            series[slot] += 1
             series[-1] += value
 
     def count(self, **labels: str) -> int:
         series = self._series.get(self._key(labels))
-        return int(series[-2]) if series else 0
+        return int(sum(series[:-1])) if series else 0
 
     def render(self) -> list[str]:
         with self._lock:
             items = sorted((k, list(v)) for k, v in self._series.items())
         lines = self.header()
         for key, series in items:
-            for bound, n in zip(self.buckets, series):
+            cumulative = list(itertools.accumulate(series[:-1]))
+            for bound, n in zip(self.buckets, cumulative):
                 lines.append(f"{self.name}_bucket{_labels(self.labelnames, key, ('le', _format_value(bound)))} {_format_value(n)}")
-            lines.append(f"{self.name}_bucket{_labels(self.labelnames, key, ('le', '+Inf'))} {_format_value(series[-2])}")
+            lines.append(f"{self.name}_bucket{_labels(self.labelnames, key, ('le', '+Inf'))} {_format_value(cumulative[-1])}")
             lines.append(f"{self.name}_sum{_labels(self.labelnames, key)} {_format_value(series[-1])}")
-            lines.append(f"{self.name}_count{_labels(self.labelnames, key)} {_format_value(series[-2])}")
+            lines.append(f"{self.name}_count{_labels(self.labelnames, key)} {_format_value(cumulative[-1])}")
         return lines
 
 

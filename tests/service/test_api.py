@@ -13,6 +13,9 @@ import uuid
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from index.models import IngestJob, JobStatus
 
@@ -692,3 +695,44 @@ def test_prometheus_exposition_format():
     assert 'demo_seconds_count{route="/x"} 3' in text and 'demo_seconds_sum{route="/x"} 5.55' in text
     with pytest.raises(ValueError):
         counter.inc(other="x")
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=20, allow_nan=False), max_size=30))
+def test_histogram_buckets_count_the_values_at_or_below_each_bound(values):
+    from service.metrics import Histogram, Registry
+
+    bounds = (0.1, 1.0, 2.5)
+    histogram = Registry().register(Histogram("h_seconds", "H.", (), buckets=bounds))
+    for value in values:
+        histogram.observe(value)
+    text = "\n".join(histogram.render())
+    if values:
+        for bound, label in zip(bounds, ("0.1", "1", "2.5")):
+            assert f'h_seconds_bucket{{le="{label}"}} {sum(v <= bound for v in values)}' in text
+        assert f'h_seconds_bucket{{le="+Inf"}} {len(values)}' in text
+    assert histogram.count() == len(values)
+
+
+def test_search_threads_run_in_the_requests_context():
+    """Log lines written during a search carry the request id of the request they serve."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from service.app import _on_search_thread, _search_threads
+    from service.logging_setup import RequestContext, current_request
+
+    pool = _search_threads(1)
+    try:
+        async def one_request(request_id: str):
+            current_request.set(RequestContext(request_id))
+            return await _on_search_thread(SimpleNamespace(search_pool=pool),
+                                           lambda: (current_request.get().request_id, threading.current_thread().name))
+
+        async def two_requests():
+            return await asyncio.gather(one_request("req-1"), one_request("req-2"))
+
+        (first, first_thread), (second, _) = asyncio.run(two_requests())
+    finally:
+        pool.shutdown()
+    assert (first, second) == ("req-1", "req-2") and first_thread.startswith("search")

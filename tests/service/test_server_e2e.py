@@ -108,3 +108,18 @@ def test_dev_mode_refuses_a_public_bind(env):
     refused = _cli("serve", "--dev", "--host", "0.0.0.0", "--port", str(_free_port()), env=env, timeout=120)
     assert refused.returncode == 2
     assert "auth=off" in refused.stderr
+
+
+def test_uvicorn_serves_with_the_compiled_parser_and_loop():
+    """The figures in the README were measured with httptools and uvloop; a fresh install must
+    have them, or uvicorn quietly falls back to its pure-Python parser and loop."""
+    import uvicorn
+
+    async def app(scope, receive, send):  # pragma: no cover - never called
+        pass
+
+    config = uvicorn.Config(app, log_config=None)
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    if sys.platform != "win32":
+        import uvloop  # noqa: F401
