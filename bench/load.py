@@ -2,7 +2,7 @@
 subprocess, next to the query-embedding-only throughput measured in the same run.
 
     python bench/load.py --data-dir /tmp/gw-samples --clients 8 --seconds 30 [--rounds 3] [--reindex]
-    python bench/load.py --data-dir D --queries ../shared/data/scifact-train/queries.jsonl
+    python bench/load.py --data-dir D --queries ../shared/data/scifact-train/queries.jsonl --clients 8,16,32
 
 The data dir must already hold an ingested corpus (e.g. `groundwork --data-dir D ingest
 data/samples`). The baseline is the service's embedder, in-process, embedding one query per
@@ -11,7 +11,10 @@ cost. Baseline and load alternate for --rounds rounds and medians are reported, 
 machine is shared and either can be slowed at any moment. CPU ms/req is the server processes'
 CPU per answered request, which a busy neighbour does not inflate the way it does req/s.
 With --reindex, an admin reindex is triggered halfway through the first round and every failed
-request is counted: the switch must cost none.
+request is counted: the switch must cost none. Several client counts (--clients 8,16,32) are
+each measured in every round, next to the same baseline: closed-loop clients leave a batching
+server idle between their requests, so fewer clients than it can overlap understate what it
+serves, and the curve shows where it saturates.
 """
 
 from __future__ import annotations
@@ -202,11 +205,19 @@ def load_queries(path: Path | None, limit: int = 2000) -> list[str]:
     return [query["text"] for query in read_jsonl(path)][:limit]
 
 
+def client_counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("give one or more positive client counts, e.g. 8 or 8,16,32")
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=30, help="total HTTP load time, split over the rounds")
+    parser.add_argument("--clients", type=client_counts, default=[8],
+                        help="concurrent clients; several (8,16,32) measure each level in every round, a saturation curve")
+    parser.add_argument("--seconds", type=float, default=30, help="HTTP load time per client level, split over the rounds")
     parser.add_argument("--rounds", type=int, default=3, help="baseline and load alternate this many times; medians are reported")
     parser.add_argument("--reindex", action="store_true", help="switch to a rebuilt index halfway through the first round")
     parser.add_argument("--queries", type=Path, default=None, help="BEIR queries.jsonl to draw queries from (default: built-in)")
@@ -229,7 +240,8 @@ def main() -> None:
         command.append("--dev")
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    rounds: list[dict] = []
+    rounds: list[dict] = []  # one per round: the baseline and each client level's load
+    notes: list[str] = []
     try:
         import httpx
 
@@ -242,19 +254,24 @@ def main() -> None:
                 time.sleep(0.5)
         bound = EmbeddingBound(queries)
         version_before = index_version(base)
-        asyncio.run(run_load(base, args.clients, 3.0, False, queries, args.client, key))  # warm up
+        asyncio.run(run_load(base, max(args.clients), 3.0, False, queries, args.client, key))  # warm up
         for n in range(args.rounds):
             bound_rps, bound_cpu = bound.measure(min(per_round, 5.0))
-            server_cpu = _tree_cpu_seconds(server.pid)
-            client_cpu = time.process_time()
-            result = asyncio.run(run_load(base, args.clients, per_round, args.reindex and n == 0, queries, args.client, key))
-            client_cpu = time.process_time() - client_cpu
-            server_cpu = _tree_cpu_seconds(server.pid) - server_cpu
-            done = max(len(result["latencies"]), 1)
-            rounds.append({"bound": bound_rps, "bound_cpu": bound_cpu, "rps": len(result["latencies"]) / result["elapsed"],
-                           "server_cpu": server_cpu * 1000 / done, "client_cpu": client_cpu * 1000 / done, **result})
+            levels = {}
+            for clients in args.clients:
+                server_cpu = _tree_cpu_seconds(server.pid)
+                client_cpu = time.process_time()
+                reindex_now = args.reindex and n == 0 and clients == args.clients[0]
+                result = asyncio.run(run_load(base, clients, per_round, reindex_now, queries, args.client, key))
+                client_cpu = time.process_time() - client_cpu
+                server_cpu = _tree_cpu_seconds(server.pid) - server_cpu
+                done = max(len(result["latencies"]), 1)
+                notes.extend(result["notes"])
+                levels[clients] = {"rps": len(result["latencies"]) / result["elapsed"], "server_cpu": server_cpu * 1000 / done,
+                                   "client_cpu": client_cpu * 1000 / done, **result}
+            rounds.append({"bound": bound_rps, "bound_cpu": bound_cpu, "levels": levels})
         if args.reindex:  # the switch must have happened while the clients ran, or it proves nothing
-            rounds[-1]["notes"].append(f"index version {version_before} before the rounds, {index_version(base)} after")
+            notes.append(f"index version {version_before} before the rounds, {index_version(base)} after")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -262,25 +279,30 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "service.cli", "keys", "revoke", key.split("_")[1]], env=env, capture_output=True)
 
     print(f"machine: {machine()}")
-    print(f"{args.clients} clients ({args.client}, {'API key' if key else 'dev mode'}), {args.rounds} rounds of {per_round:.0f} s, {len(queries)} distinct queries, "
-          f"corpus in {args.data_dir}; "
-          + "; ".join(note for r in rounds for note in r["notes"]))
+    print(f"clients {','.join(map(str, args.clients))} ({args.client}, {'API key' if key else 'dev mode'}), {args.rounds} rounds of "
+          f"{per_round:.0f} s per level, {len(queries)} distinct queries, corpus in {args.data_dir}; " + "; ".join(notes))
     rows = []
     for n, r in enumerate(rounds, 1):
-        lat = r["latencies"]
         rows.append([f"round {n}: embedding only [baseline]", f"{r['bound']:.1f}", f"{r['bound_cpu']:.2f}", "-", "-", "-", "-", "1.00"])
-        rows.append([f"round {n}: HTTP POST /v1/search", f"{r['rps']:.1f}", f"{r['server_cpu']:.2f}", f"{median(lat):.1f}",
-                     f"{percentile(lat, 0.95):.1f}", f"{percentile(lat, 0.99):.1f}", str(len(r["errors"])), f"{r['rps'] / r['bound']:.2f}"])
-    all_lat = [x for r in rounds for x in r["latencies"]]
-    errors = [e for r in rounds for e in r["errors"]]
+        for clients, level in r["levels"].items():
+            lat = level["latencies"]
+            rows.append([f"round {n}: HTTP POST /v1/search, {clients} clients", f"{level['rps']:.1f}", f"{level['server_cpu']:.2f}",
+                         f"{median(lat):.1f}", f"{percentile(lat, 0.95):.1f}", f"{percentile(lat, 0.99):.1f}", str(len(level["errors"])),
+                         f"{level['rps'] / r['bound']:.2f}"])
     rows.append(["median: embedding only [baseline]", f"{median([r['bound'] for r in rounds]):.1f}",
                  f"{median([r['bound_cpu'] for r in rounds]):.2f}", "-", "-", "-", "-", "1.00"])
-    rows.append(["median: HTTP POST /v1/search (hybrid, k=10)", f"{median([r['rps'] for r in rounds]):.1f}",
-                 f"{median([r['server_cpu'] for r in rounds]):.2f}", f"{median(all_lat):.1f}", f"{percentile(all_lat, 0.95):.1f}",
-                 f"{percentile(all_lat, 0.99):.1f}", str(len(errors)), f"{median([r['rps'] / r['bound'] for r in rounds]):.2f}"])
+    errors: list[str] = []
+    for clients in args.clients:
+        levels = [(r, r["levels"][clients]) for r in rounds]
+        all_lat = [x for _, level in levels for x in level["latencies"]]
+        level_errors = [e for _, level in levels for e in level["errors"]]
+        errors += level_errors
+        rows.append([f"median: HTTP POST /v1/search (hybrid, k=10), {clients} clients", f"{median([lv['rps'] for _, lv in levels]):.1f}",
+                     f"{median([lv['server_cpu'] for _, lv in levels]):.2f}", f"{median(all_lat):.1f}", f"{percentile(all_lat, 0.95):.1f}",
+                     f"{percentile(all_lat, 0.99):.1f}", str(len(level_errors)), f"{median([lv['rps'] / r['bound'] for r, lv in levels]):.2f}"])
     print(table(rows, ["what", "req/s", "CPU ms/req", "p50 ms", "p95 ms", "p99 ms", "errors", "x baseline"]))
-    print(f"load generator CPU: {median([r['client_cpu'] for r in rounds]):.2f} ms/req, on the same cores as the server; "
-          "CPU ms/req counts the server's processes only")
+    print(f"load generator CPU: {median([lv['client_cpu'] for r in rounds for lv in r['levels'].values()]):.2f} ms/req, on the same "
+          "cores as the server; CPU ms/req counts the server's processes only")
     if errors:
         from collections import Counter
 
