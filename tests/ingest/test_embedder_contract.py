@@ -313,3 +313,17 @@ def test_pad_batch_lays_rows_out_left_aligned():
 def test_combine_fingerprint_is_order_sensitive():
     assert combine_fingerprint("a", "b") != combine_fingerprint("b", "a")
     assert combine_fingerprint("a", "b") == combine_fingerprint("a", "b")
+
+
+def test_tokenizing_text_by_text_gives_the_batch_ids():
+    """A one-thread embedder (the server's query model) tokenizes text by text instead of
+    fanning out to a thread pool; the ids must be the same."""
+    from ingest.embedder_st import _FastTokenizer
+    from ingest.model_paths import resolve_model
+
+    texts = ["What is the API rate limit?", "Ünïcödé and emoji 🚀 survive", "x " * 600, ""]
+    tokenizer = _FastTokenizer.from_file(resolve_model("all-MiniLM-L6-v2") / "tokenizer.json", 0, 256)
+    parallel = tokenizer.encode(texts)
+    tokenizer.parallel = False
+    sequential = tokenizer.encode(texts)
+    assert all(np.array_equal(a, b) for a, b in zip(sequential[:2], parallel[:2])) and sequential[2] == parallel[2] == 1
