@@ -43,11 +43,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import SCIFACT  # noqa: E402
 from index import gpu  # noqa: E402
 from index.vectors import FILTER_EXACT_SELECTIVITY, VectorIndex, VectorParams, ideal_nlist, top_k_exact  # noqa: E402
 
 K = 10
-SCIFACT_CORPUS = REPO / ".." / "shared" / "data" / "scifact-train" / "corpus.jsonl"
+SCIFACT_CORPUS = SCIFACT / "corpus.jsonl"  # follows GROUNDWORK_SHARED_DATA, as every bench does
 CACHE_DIR = REPO / "groundwork-data" / "bench-cache"
 
 

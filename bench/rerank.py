@@ -14,7 +14,6 @@ Pass ``--model`` a real cross-encoder directory to measure that instead. Each qu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -47,10 +46,10 @@ def workload(n_queries: int, candidates: int) -> tuple[list[tuple[str, list[str]
     rng = random.Random(11)
     corpus_path, queries_path = SCIFACT / "corpus.jsonl", SCIFACT / "queries.jsonl"
     if corpus_path.exists() and queries_path.exists():
-        with open(corpus_path, encoding="utf-8") as handle:
-            docs = [f"{row.get('title', '')}. {row.get('text', '')}" for row in map(json.loads, handle)]
-        with open(queries_path, encoding="utf-8") as handle:
-            queries = [row["text"] for row in map(json.loads, handle)]
+        from service.beir import read_jsonl
+
+        docs = [f"{row.get('title', '')}. {row.get('text', '')}" for row in read_jsonl(corpus_path)]
+        queries = [row["text"] for row in read_jsonl(queries_path)]
         source = f"SciFact: {n_queries} queries x {candidates} abstracts"
     else:
         words = "index query latency replica policy budget leave certificate failover cache".split()
