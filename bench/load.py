@@ -6,7 +6,8 @@ subprocess, next to the query-embedding-only throughput measured in the same run
 
 The data dir must already hold an ingested corpus (e.g. `groundwork --data-dir D ingest
 data/samples`). The baseline is the service's embedder, in-process, embedding one query per
-call from one caller per core: what the server would reach if embedding the query were its only
+call from one caller per core (the callers share that one model instance, whose calls run one at
+a time, each on every core): what the server would reach if embedding the query were its only
 cost. Baseline and load alternate for --rounds rounds and medians are reported, because the
 machine is shared and either can be slowed at any moment. CPU ms/req is the server processes'
 CPU per answered request, which a busy neighbour does not inflate the way it does req/s.
@@ -165,8 +166,9 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 class EmbeddingBound:
-    """Single-query embedding with the service's model, in-process, one caller per core: the
-    throughput a server would reach if embedding the query were its only cost."""
+    """Single-query embedding with the service's model, in-process, one caller per core sharing
+    its one instance (calls run one at a time, each on every core): the throughput a server
+    would reach if embedding the query were its only cost."""
 
     def __init__(self, queries: list[str]):
         from index.settings import Settings

@@ -464,6 +464,17 @@ def test_params_from_settings():
     assert loaded.vector_filter_exact_max == VectorParams().vector_filter_exact_max
 
 
+def test_params_defaults_are_the_settings_defaults():
+    """VectorParams repeats the vector settings' defaults: one changed in one place must be
+    changed in the other."""
+    import dataclasses
+
+    from index.settings import Settings
+
+    for field in dataclasses.fields(VectorParams):
+        assert field.default == Settings.model_fields[field.name].default, field.name
+
+
 # --- concurrency ----------------------------------------------------------------------------------
 
 
