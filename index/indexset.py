@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from index.atomic import atomic_write_json, read_json
+from index.errors import IndexMismatch
 from index.keyword import KeywordDoc, KeywordIndex, open_keyword_index
 from index.settings import Settings
 from index.store import Store, decode_vectors
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 RETIRE_GRACE_S = 60.0  # a replaced index stays open this long for searches already running
 
 
-class ModelMismatch(RuntimeError):
+class ModelMismatch(IndexMismatch, RuntimeError):
     """The index was built with other embeddings than the configured model produces."""
 
 

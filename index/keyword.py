@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal, Protocol, get_args, runtime_checkable
 
 from index.atomic import atomic_write_json, read_json
+from index.errors import IndexMismatch
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -47,7 +48,7 @@ class KeywordDoc:
     text: str
 
 
-class KeywordIndexMismatch(RuntimeError):
+class KeywordIndexMismatch(IndexMismatch, RuntimeError):
     """The index on disk cannot serve this request as it stands (built with another engine,
     analyzer or format, or its files are missing); the caller should rebuild it from the
     database."""

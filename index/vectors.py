@@ -34,7 +34,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index import gpu
+from index import errors, gpu
 from index.atomic import atomic_write_json, atomic_write_via, read_json, sha256_file
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ _TOMBSTONE = -1
 _PAD_SCORE = -np.inf
 
 
-class IndexCorrupt(Exception):
+class IndexCorrupt(errors.IndexCorrupt):
     """The saved index cannot be trusted (missing, garbled, or not what the manifest says);
     the caller rebuilds it from the embeddings in SQL."""
 

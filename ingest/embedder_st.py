@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from index.errors import ModelUnavailable
 from ingest.embedder import combine_fingerprint, fingerprint_model_dir, l2_normalize, pad_batch, plan_batches
 from ingest.export_cache import cached_export
 from ingest.model_paths import force_offline, resolve_model
@@ -63,7 +64,7 @@ _EXTRA_HINT = {
 }
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(ModelUnavailable, RuntimeError):
     """The requested backend needs packages that are not installed."""
 
 

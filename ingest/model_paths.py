@@ -11,13 +11,15 @@ import os
 import sys
 from pathlib import Path
 
+from index.errors import ModelUnavailable
+
 DEFAULT_MODEL_ALIASES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 
 # Files whose presence marks a directory as a loadable sentence-transformers / transformers model.
 _MODEL_MARKERS = ("modules.json", "config.json")
 
 
-class ModelNotAvailable(RuntimeError):
+class ModelNotAvailable(ModelUnavailable, RuntimeError):
     """The configured model cannot be found in any offline location."""
 
 

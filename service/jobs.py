@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlmodel import Session
 
+from index.errors import InputRejected
 from index.models import IngestJob, IngestJobFile, JobStatus, utcnow
 from ingest.pipeline import JobSummary, mark_orphaned_jobs
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 SUBMITTED_VIA = "http"
 
 
-class PathNotAllowed(ValueError):
+class PathNotAllowed(InputRejected, ValueError):
     """A path outside every configured ingest root (directly, via ``..`` or via a symlink)."""
 
 

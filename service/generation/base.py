@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
+from index.errors import ModelUnavailable
 from service.prompts import REFUSAL
 from service.query_types import Answer, Hit
 
@@ -22,7 +23,7 @@ __all__ = [
 ]
 
 
-class GeneratorUnavailable(RuntimeError):
+class GeneratorUnavailable(ModelUnavailable, RuntimeError):
     """The generator cannot answer right now (endpoint down, misconfigured, bad response).
 
     Raised before any text is produced, so a caller can still answer with another generator.

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from index.errors import ModelUnavailable
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 LEXICAL_MODEL = "lexical"  # reranker_model value that selects the model-free token-overlap reranker
 
 
-class RerankerUnavailable(RuntimeError):
+class RerankerUnavailable(ModelUnavailable, RuntimeError):
     """The configured reranker model cannot be loaded from local files."""
 
 
