@@ -558,6 +558,47 @@ def test_slow_reranker_misses_its_deadline_and_the_request_still_answers(fresh, 
         release.set()
 
 
+def test_errors_from_below_answer_with_their_family_status(fresh, monkeypatch):
+    """Missing model, broken index, unreachable database: 503 with a stable code and no internal
+    detail in the message; the database one says when to retry."""
+    from index.errors import StorageUnavailable
+    from index.vectors import IndexCorrupt
+    from ingest.model_paths import ModelNotAvailable
+
+    server = fresh()
+    gw = server.groundwork
+    with server.client(server.keys["reader"]) as client:
+        assert client.post("/v1/search", json={"query": "vacation days"}).status_code == 200
+
+        def down(*_args, **_kwargs):
+            raise StorageUnavailable("connection refused by db.internal:5432")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(gw.store, "chunk_records", down)
+            response = client.get(f"/v1/chunks/{server.doc_ids['public/handbook.md']}")
+            assert response.status_code == 503 and response.headers["retry-after"] == "5"
+            assert response.json()["error"]["code"] == "storage_unavailable" and "db.internal" not in response.text
+
+        def corrupt(*_args, **_kwargs):
+            raise IndexCorrupt("checksum mismatch in /var/lib/groundwork/indexes/v1/vectors.faiss")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(gw.indexes.vectors, "search", corrupt)
+            response = client.post("/v1/search", json={"query": "vacation days"})
+            assert response.status_code == 503 and response.json()["error"]["code"] == "index_corrupt"
+            assert "/var/lib" not in response.text
+            assert client.post("/v1/search", json={"query": "vacation days", "mode": "keyword"}).status_code == 200
+
+        def missing(_texts):
+            raise ModelNotAvailable("model 'x' is not in /root/.cache")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(server.embedder, "embed_queries", missing)
+            response = client.post("/v1/search", json={"query": "vacation days"})
+            assert response.status_code == 503 and response.json()["error"]["code"] == "model_unavailable"
+        assert client.post("/v1/search", json={"query": "vacation days"}).status_code == 200
+
+
 def test_unavailable_generator_falls_back_to_extractive(fresh):
     server = fresh(generator="openai", openai_base_url=None)  # selected but not configured
     question = {"query": "How many vacation days do new employees receive?"}
@@ -599,52 +640,6 @@ def test_a_generator_failing_mid_stream_ends_with_an_error_event(fresh, monkeypa
 # --- server plumbing -------------------------------------------------------------------------------------
 
 
-def test_query_batcher_merges_concurrent_queries_and_keeps_them_apart():
-    import threading
-
-    import numpy as np
-
-    from ingest.embedder_hash import HashEmbedder
-    from service.query.batching import QueryBatcher
-
-    class Recording(HashEmbedder):
-        def __init__(self):
-            super().__init__(dimension=32)
-            self.batches: list[int] = []
-            self.release = threading.Event()
-
-        def embed_queries(self, texts):
-            self.batches.append(len(texts))
-            self.release.wait(10)  # a slow model: the other queries queue behind the first batch
-            return super().embed_queries(texts)
-
-    inner = Recording()
-    batcher = QueryBatcher(inner)
-    threading.Timer(0.5, inner.release.set).start()
-    texts = [f"query number {n} about topic {n * 7}" for n in range(8)]
-    results: dict[int, np.ndarray] = {}
-    barrier = threading.Barrier(len(texts))
-
-    def ask(n: int) -> None:
-        barrier.wait()
-        results[n] = batcher.embed_queries([texts[n]])
-
-    threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(texts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for n, text in enumerate(texts):
-        assert results[n].shape == (1, 32)
-        np.testing.assert_allclose(results[n][0], HashEmbedder(dimension=32).embed_queries([text])[0], rtol=1e-6)
-    assert sum(inner.batches) == len(texts) and max(inner.batches) > 1
-    assert batcher.fingerprint == inner.fingerprint and batcher.dimension == 32  # everything else passes through
-    assert batcher.embed_queries(["a", "b"]).shape == (2, 32)
-    batcher.close()
-    with pytest.raises(RuntimeError, match="shut down"):
-        batcher.embed_queries(["after close"])
-
-
 @pytest.mark.slow
 def test_server_embeds_queries_with_a_single_thread_model_giving_the_same_vectors(tmp_path):
     import numpy as np
@@ -663,17 +658,6 @@ def test_server_embeds_queries_with_a_single_thread_model_giving_the_same_vector
         np.testing.assert_allclose(one_by_one, batcher._inner.embed_queries(queries), atol=1e-5)
     finally:
         groundwork.close()
-
-
-def test_query_batcher_reports_failures_to_every_caller():
-    from service.query.batching import QueryBatcher
-
-    class Broken:
-        def embed_queries(self, texts):
-            raise RuntimeError("model crashed")
-
-    with pytest.raises(RuntimeError, match="model crashed"):
-        QueryBatcher(Broken()).embed_queries(["q"])
 
 
 def test_prometheus_exposition_format():
