@@ -13,6 +13,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from index.catalog import Catalog
 from index.db import open_database
@@ -80,11 +83,32 @@ def test_a_failing_reranker_leaves_the_fused_order_with_a_note_and_one_fallback(
     query = Query("vacation days per year", ADMIN, k=3)
     fused = _pipeline(world).search(query)
     reported: list[str] = []
-    outcome = _pipeline(world, Broken()).search(query, on_fallback=reported.append)
+    pipeline = _pipeline(world, Broken())
+    outcome = pipeline.search(query, on_fallback=reported.append)
+    pipeline.close()
     assert _ids(outcome) == _ids(fused) and outcome.reranked is False
     assert reported == ["rerank"]
     assert outcome.notes == ["the reranker failed (RuntimeError); results are fused, not reranked"]
     assert "rerank" in outcome.timings_ms
+
+
+WORDS = sorted({w.strip(".,'").lower() for text in TEXTS for w in text.split()} | {"unrelated"})
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=5), k=st.integers(1, 6),
+       mode=st.sampled_from(["hybrid", "dense", "keyword"]), collapse=st.booleans())
+def test_a_failed_rerank_returns_exactly_the_unreranked_results(world, words, k, mode, collapse):
+    query = Query(" ".join(words), ADMIN, k=k, mode=mode, collapse=collapse)
+    reported: list[str] = []
+    pipeline = _pipeline(world, Broken())
+    try:
+        fallen_back = pipeline.search(query, on_fallback=reported.append)
+        unreranked = pipeline.search(Query(query.text, ADMIN, k=k, mode=mode, collapse=collapse, rerank=False))
+    finally:
+        pipeline.close()
+    assert [(h.chunk_id, h.score) for h in fallen_back.hits] == [(h.chunk_id, h.score) for h in unreranked.hits]
+    assert reported == (["rerank"] if fallen_back.hits else [])
 
 
 def test_a_reranker_past_its_deadline_is_abandoned(world):
