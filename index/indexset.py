@@ -27,7 +27,8 @@ import numpy as np
 
 from index.atomic import atomic_write_json, read_json
 from index.errors import IndexMismatch
-from index.keyword import KeywordDoc, KeywordIndex, open_keyword_index
+from index.keyword import KeywordDoc, KeywordIndex
+from index.keyword_factory import open_keyword_index
 from index.settings import Settings
 from index.store import Store, decode_vectors
 from index.vectors import IndexCorrupt, VectorIndex, VectorParams

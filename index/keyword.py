@@ -254,28 +254,3 @@ def check_position(current: int, new: int) -> int:
 def rank(scored: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
     """Best first, ties broken by chunk id so that every engine orders equal scores alike."""
     return sorted(scored, key=lambda item: (-item[1], item[0]))[:k]
-
-
-def open_keyword_index(
-    path: Path, analyzer: str = "en_stem", *, engine: str | None = None
-) -> KeywordIndex:
-    """Open the keyword index at ``path``, creating an empty one if there is none.
-
-    ``engine`` None means "whatever is there", or the default engine for a new index.
-    Raises :class:`KeywordIndexMismatch` when the index on disk was built with another
-    engine, analyzer or format version.
-    """
-    validate_analyzer(analyzer)
-    path = Path(path)
-    if engine is None:
-        manifest = read_manifest(path)
-        engine = manifest.engine if manifest is not None else DEFAULT_ENGINE
-    if engine == TANTIVY_ENGINE:
-        from index.keyword_tantivy import TantivyKeywordIndex
-
-        return TantivyKeywordIndex(path, analyzer)
-    if engine == BM25S_ENGINE:
-        from index.keyword_bm25s import Bm25sKeywordIndex
-
-        return Bm25sKeywordIndex(path, analyzer)
-    raise KeywordIndexMismatch(f"unknown keyword engine {engine!r}; expected one of {ENGINES}")

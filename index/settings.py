@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     max_query_chars: int = 2000
     max_k: int = 100
     rate_limit_per_minute: int = Field(600, description="Per API key; 0 disables.")
+    unavailable_retry_after_s: int = Field(5, ge=1, description="Retry-After sent with a 503 when the database is unavailable. Not measured: a database restart or failover usually takes a few seconds, and clients should not hammer it meanwhile.")
     auth_cache_s: float = Field(5.0, ge=0, description="A verified API key is trusted this long without another database lookup. A key revoked through the serving process is refused at once; one revoked by the CLI or another server within this time. 0 checks the database on every request.")
     metrics_public: bool = Field(False, description="Serve /metrics without a key. Off by default: index sizes count every document, including those a given key may not see; Prometheus can send an admin key as a bearer token.")
     ingest_job_workers: int = 1

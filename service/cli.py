@@ -6,6 +6,9 @@ Exit codes (stable, scripts rely on them):
      with --strict; `documents show/delete`: no such document)
   2  bad usage (unknown flag, bad value)
   3  the job itself could not run (database unreachable, model not available offline, ...)
+
+Errors map to exit codes in one place, ``exit_code_for``: a ``GroundworkError`` by its family,
+anything else as a bug (exit 3; ``-v`` prints its traceback).
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
+
+from index.errors import InputRejected
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -141,9 +147,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the job itself could not run
         if args.verbose:
-            raise
+            traceback.print_exc()
         print(f"groundwork: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exit_code_for(exc)
+
+
+def exit_code_for(exc: Exception) -> int:
+    """Bad input (``InputRejected``) is bad usage: 2. Every other ``GroundworkError`` (a model
+    not available offline, a broken index, an unreachable database) and any bug mean the job
+    could not run: 3."""
+    if isinstance(exc, InputRejected):
+        return EXIT_USAGE
+    return EXIT_FAILED
 
 
 def _app(settings, **kw):
@@ -175,25 +190,22 @@ def cmd_ingest(args, settings) -> int:
         gw.close()
 
 
-def _principal(args):
-    from service.query_types import Principal
+def _query(args, *, k: int, **extra):
+    """The pipeline's query from ``search`` / ``ask`` arguments."""
+    from service.query.types import Principal, Query, SearchFilters
 
     if args.as_groups:
-        return Principal(id="cli", groups=frozenset(args.as_groups))
-    return Principal(id="cli-admin", all_access=True)
-
-
-def _filters(args):
-    from service.query_types import SearchFilters
-
-    return SearchFilters(collections=tuple(args.collection)) if args.collection else None
+        principal = Principal(id="cli", groups=frozenset(args.as_groups))
+    else:
+        principal = Principal(id="cli-admin", all_access=True)
+    filters = SearchFilters(collections=tuple(args.collection)) if args.collection else None
+    return Query(args.query, principal, k=k, filters=filters, rerank=False if args.no_rerank else None, **extra)
 
 
 def cmd_search(args, settings) -> int:
     gw = _app(settings, index_writer=True)
     try:
-        outcome = gw.search(args.query, k=args.k or 10, mode=args.mode, filters=_filters(args), principal=_principal(args),
-                            rerank=False if args.no_rerank else None, collapse_documents=args.collapse)
+        outcome = gw.pipeline.search(_query(args, k=args.k or 10, mode=args.mode, collapse=args.collapse))
         if args.json:
             _print_json({
                 "results": [_hit_json(h) for h in outcome.hits],
@@ -222,8 +234,7 @@ def _hit_json(hit) -> dict:
 def cmd_ask(args, settings) -> int:
     gw = _app(settings)
     try:
-        answer, outcome = gw.answer(args.query, k=args.k, filters=_filters(args), principal=_principal(args),
-                                    rerank=False if args.no_rerank else None)
+        answer, outcome = gw.pipeline.answer(_query(args, k=args.k or settings.context_chunks))
         if args.json:
             from dataclasses import asdict
 

@@ -33,6 +33,8 @@ SUBMITTED_VIA = "http"
 class PathNotAllowed(InputRejected, ValueError):
     """A path outside every configured ingest root (directly, via ``..`` or via a symlink)."""
 
+    code = "path_forbidden"
+
 
 def inside_roots(path: Path, roots: Sequence[Path]) -> bool:
     """Whether ``path``, with every symlink and ``..`` resolved, lies inside one of ``roots``."""

@@ -15,13 +15,11 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from index.settings import AuthMode, Settings
+from service.query.batching import QueryBatcher
 
 log = logging.getLogger("groundwork.server")
 
@@ -45,80 +43,6 @@ def unsafe_binding(settings: Settings) -> str | None:
                 "Bind to 127.0.0.1 / ::1 / localhost for local trials, or enable auth (GROUNDWORK_AUTH=required) and create keys "
                 "with `groundwork keys create`.")
     return None
-
-
-class QueryBatcher:
-    """Embedder wrapper that runs concurrent single-query calls through the model together.
-
-    One batching thread owns the model: it takes every query waiting when the model frees up
-    (up to ``max_batch``) and runs them as one batch. An idle server embeds a lone query at
-    once, with no waiting window; under load the batch grows with the queue, so the model runs
-    once per batch instead of once per query, which on a CPU is the difference between queueing
-    and serving. Everything but ``embed_queries`` is passed through unchanged; calls with
-    several texts are not held back.
-    """
-
-    def __init__(self, inner, *, query_embedder=None, max_batch: int = 64):
-        self._inner = inner
-        self._queries = query_embedder or inner  # same model and vectors, maybe other threading
-        self._max_batch = max_batch
-        self._ready = threading.Condition()
-        self._pending: list[tuple[str, Future]] = []
-        self._closed = False
-        self._thread: threading.Thread | None = None
-        self.batches = 0
-        self.queries = 0
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def embed_queries(self, texts):
-        texts = list(texts)
-        if len(texts) != 1:
-            return self._inner.embed_queries(texts)
-        return self.submit(texts[0]).result()[None, :]
-
-    def submit(self, text: str) -> Future:
-        """The query's vector, later: lets an async caller wait without holding a thread."""
-        future: Future = Future()
-        with self._ready:
-            if self._closed:
-                raise RuntimeError("the query embedder is shut down")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="query-batcher", daemon=True)
-                self._thread.start()
-            self._pending.append((text, future))
-            self._ready.notify()
-        return future
-
-    def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while True:
-            with self._ready:
-                while not self._pending and not self._closed:
-                    self._ready.wait()
-                if self._closed and not self._pending:
-                    return
-                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            self._run(batch)
-
-    def _run(self, batch: list[tuple[str, Future]]) -> None:
-        self.batches += 1
-        self.queries += len(batch)
-        try:
-            vectors = np.asarray(self._queries.embed_queries([text for text, _ in batch]))
-        except BaseException as exc:  # every waiter learns of the failure
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for (_, future), vector in zip(batch, vectors):
-            future.set_result(vector)
 
 
 class IndexFollower:
@@ -170,6 +94,7 @@ def warm_up(groundwork) -> None:
     """Load models and indexes now, not on the first request."""
     started = time.perf_counter()
     groundwork.refresh_indexes()
+    _pipeline = groundwork.pipeline  # the embedder, the reranker and the indexes
     _reranker, status = groundwork.reranker_state
     try:
         generator = getattr(groundwork.generator, "name", groundwork.settings.generator)
@@ -205,8 +130,8 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
     """Run the HTTP service until interrupted. Returns a process exit code."""
     import uvicorn
 
-    from service.app import create_app
-    from service.logging_setup import configure_logging
+    from service.http.app import create_app
+    from service.http.logging_setup import configure_logging
 
     reason = unsafe_binding(settings)
     if reason is not None:

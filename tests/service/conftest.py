@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from index.settings import Settings
+from ingest.embedder import Embedder
 
 CANARY = "CANARY-51d2e9"
 
@@ -34,7 +35,7 @@ CORPUS = {
 }
 
 
-class CountingEmbedder:
+class CountingEmbedder(Embedder):
     """The deterministic HashEmbedder, counting calls so tests can prove that rejected
     requests never reached a model."""
 
@@ -181,7 +182,7 @@ def start_server(app) -> tuple[object, threading.Thread, str]:
 
 def launch(root: Path, *, ingest: bool = True, **overrides) -> LiveServer:
     from service import auth
-    from service.app import create_app
+    from service.http.app import create_app
     from service.engine import Groundwork
 
     root.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from service.cli import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, main
+from service.cli import EXIT_FAILED, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, main
 
 
 @pytest.fixture
@@ -69,3 +69,25 @@ def test_admin_commands(tmp_path, corpus, capsys, monkeypatch):
 def test_usage_errors_exit_2(capsys):
     assert main(["ingest"]) == EXIT_USAGE
     assert main(["search", "x", "--k", "notanumber"]) == EXIT_USAGE
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+def test_a_job_that_cannot_run_exits_3_with_or_without_verbose(tmp_path, capsys, verbose):
+    """-v adds the traceback; the exit code stays 3 (it used to re-raise and exit 1)."""
+    flags = ["-v"] if verbose else []
+    code = main([*flags, "--data-dir", str(tmp_path / "data"), "--embedding-model", str(tmp_path / "no-such-model"),
+                 "search", "anything", "--no-rerank"])
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert "ModelNotAvailable" in err
+    assert ("Traceback (most recent call last)" in err) == verbose
+
+
+def test_error_families_map_to_exit_codes():
+    from index.errors import IndexCorrupt, ModelUnavailable, StorageUnavailable
+    from service.cli import exit_code_for
+    from service.jobs import PathNotAllowed
+
+    assert exit_code_for(PathNotAllowed("outside every ingest root")) == EXIT_USAGE
+    for error in (ModelUnavailable("gone"), IndexCorrupt("bad checksum"), StorageUnavailable("refused"), RuntimeError("a bug")):
+        assert exit_code_for(error) == EXIT_FAILED
