@@ -403,6 +403,11 @@ class Store:
         with Session(self.engine) as session:
             return int(session.execute(select(func.max(ChangeLog.seq))).scalar() or 0)
 
+    def count_changes_since(self, seq: int) -> int:
+        """Change-log rows past ``seq``: how far an index at that position is behind."""
+        with Session(self.engine) as session:
+            return int(session.execute(select(func.count()).select_from(ChangeLog).where(ChangeLog.seq > seq)).scalar() or 0)
+
     def changes_since(self, seq: int, limit: int = 50_000) -> list[tuple[int, str, int | None, int | None]]:
         with Session(self.engine) as session:
             return [
