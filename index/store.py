@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import Engine, Text, bindparam, delete, func, insert, select, type_coerce, update
 from sqlmodel import Session
 
+from index.db import IntegrityMonitor
 from index.models import (
     ChangeLog,
     ChangeOp,
@@ -104,6 +105,7 @@ def keyword_text(title: str | None, heading_path: Sequence[str], context: str, t
 class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.integrity = IntegrityMonitor(engine)
 
     # --- collections ----------------------------------------------------------------------
     def collection_id(self, name: str, *, create: bool = True) -> int | None:
