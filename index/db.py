@@ -103,8 +103,25 @@ def migrate(engine: Engine) -> int:
 
 def open_database(settings: Settings) -> Engine:
     engine = make_engine(settings)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except DatabaseError as exc:
+        # "database disk image is malformed" on the first read: say so, and how to recover,
+        # rather than leave a driver error to be puzzled over.
+        if isinstance(exc, OperationalError) and not _says_damaged(exc):
+            raise
+        report = check_integrity(engine)
+        if report.ok:
+            raise
+        engine.dispose()
+        raise StorageCorrupt(f"the database fails its integrity check ({report.method}: {'; '.join(report.problems[:3])}). "
+                             f"{RECOVERY_HINT}") from exc
     return engine
+
+
+def _says_damaged(exc: DatabaseError) -> bool:
+    message = str(exc.orig or exc)
+    return "malformed" in message or "not a database" in message
 
 
 # --- integrity ------------------------------------------------------------------------------------
@@ -149,7 +166,7 @@ def check_integrity(engine: Engine, *, max_problems: int = 20) -> IntegrityRepor
             else:
                 method, problems = f"{engine.dialect.name}: none available", ()
     except OperationalError as exc:
-        if engine.dialect.name != "sqlite" or "malformed" not in str(exc) and "not a database" not in str(exc):
+        if not _says_damaged(exc):
             raise StorageUnavailable(f"the database cannot be reached: {exc.orig or exc}") from exc
         method, problems = "sqlite quick_check", (str(exc.orig or exc),)
     except DatabaseError as exc:  # SQLite: "database disk image is malformed", "file is not a database"

@@ -133,17 +133,16 @@ def _walk(root: Path, seen: dict[Path, None], follow_symlinks: bool, roots: tupl
                 mode = candidate.lstat().st_mode
             except OSError:
                 continue
-            if stat.S_ISREG(mode):
-                seen.setdefault(candidate, None)
-            elif stat.S_ISLNK(mode):
-                if not follow_symlinks:
-                    seen.setdefault(candidate, None)
-                    continue
-                target = candidate.resolve()
-                if not target.is_file():
-                    continue  # dangling, or a FIFO: nothing to ingest, as for a plain one
-                inside = roots is None or _inside(target, roots)
-                seen.setdefault(target if inside else candidate, None)
+            if not follow_symlinks:
+                if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                    seen.setdefault(candidate, None)  # a symlink fails alone at open
+                continue
+            # Following: each file once, under its resolved path (a file reached through a
+            # link and directly is one document), unless that lies outside the roots.
+            target = candidate.resolve()
+            if not target.is_file():
+                continue  # dangling, or a FIFO: nothing to ingest, as for a plain one
+            seen.setdefault(target if roots is None or _inside(target, roots) else candidate, None)
 
 
 def _inside(path: Path, roots: tuple[Path, ...]) -> bool:

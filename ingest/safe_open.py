@@ -84,8 +84,6 @@ def open_checked(path: Path, policy: OpenPolicy) -> Iterator[tuple[int, os.stat_
         raise
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ParseFailure(FailureReason.unsupported_type, "not a regular file")
         real = _real_path(fd)
         if real is None:  # no /proc: the descriptor must at least be the file the path names now
             now = os.stat(path, follow_symlinks=policy.follow_symlinks)
@@ -96,6 +94,8 @@ def open_checked(path: Path, policy: OpenPolicy) -> Iterator[tuple[int, os.stat_
             raise _symlink_failure(path, "reached through a symlinked directory, not followed (use --follow-symlinks)")
         if policy.confine_to is not None and not _inside(real, policy.confine_to):
             raise _symlink_failure(path, "a symlink to a file outside the ingest roots")
+        if not stat.S_ISREG(info.st_mode):
+            raise ParseFailure(FailureReason.unsupported_type, "not a regular file")
         yield fd, info
     finally:
         os.close(fd)

@@ -318,7 +318,16 @@ def cmd_stats(args, settings) -> int:
 
 
 def cmd_verify(args, settings) -> int:
-    gw = _app(settings)
+    from index.errors import StorageCorrupt
+
+    try:
+        gw = _app(settings)
+    except StorageCorrupt as exc:  # too damaged to open: that is verify's finding, not a failure to run
+        if args.json:
+            _print_json({"consistent": False, "problems": [str(exc)], "repaired": []})
+        else:
+            print(f"INCONSISTENT\n  problem: {exc}")
+        return EXIT_PROBLEM
     try:
         report = gw.verify()
         repaired = report.get("repaired") or []
