@@ -177,10 +177,28 @@ class IndexSet:
         return self.root / f"v{version}"
 
     def _read_current(self) -> int:
+        """The live version; 0 when there is none yet, or when CURRENT.json is unreadable
+        (``_current_damage`` tells those apart)."""
         try:
             return int(read_json(self.root / "CURRENT.json")["version"])
-        except (FileNotFoundError, KeyError, ValueError, TypeError):
+        except (OSError, KeyError, ValueError, TypeError):
             return 0
+
+    def _current_damage(self) -> str | None:
+        """Why CURRENT.json exists but cannot be read, or None."""
+        try:
+            version = read_json(self.root / "CURRENT.json")["version"]
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                return f"version {version!r} is not a version number"
+        except FileNotFoundError:
+            return None
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def _next_free_version(self) -> int:
+        numbers = [int(child.name[1:]) for child in self.root.glob("v*") if child.name[1:].isdigit()]
+        return max(numbers, default=0) + 1
 
     # --- open / catch up ------------------------------------------------------------------------
     def open(self) -> "IndexSet":
@@ -189,7 +207,16 @@ class IndexSet:
             self.lock.try_acquire()
         with self.mutex:
             version = self._read_current()
-            if version == 0:
+            damage = self._current_damage() if version == 0 else None
+            if damage is not None and self.lock.held:
+                # Which version is live is unknown: build a fresh one beside them all.
+                version = self._next_free_version()
+                self._repaired(f"CURRENT.json is unreadable ({damage}); built version {version} from the database")
+                self._build_version(version)
+                self._prune(keep=(version,))
+            elif version == 0:
+                if damage is not None:
+                    raise IndexCorrupt(f"CURRENT.json is unreadable ({damage}); the process maintaining the indexes rebuilds them")
                 self._note("no index yet: building version 1 from the database")
                 self._build_version(1)
             else:

@@ -167,7 +167,10 @@ class Groundwork:
                principal: Principal, rerank: bool | None = None, collapse_documents: bool = False,
                query_vector: np.ndarray | None = None) -> SearchOutcome:
         if self.auto_refresh:
-            self.refresh_indexes()
+            try:
+                self.refresh_indexes()
+            except IndexWriteFailed as exc:  # serve what the indexes hold; lag() says what is missing
+                log.warning("searching indexes that are behind the database: %s", exc)
         return self.retriever.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=rerank,
                                      collapse_documents=collapse_documents, query_vector=query_vector)
 
