@@ -190,3 +190,21 @@ def test_a_failed_write_drops_the_writer_and_keeps_the_position(tmp_path):
         assert [c for c, _ in index.search("room", 5)] == [7000]
     finally:
         index.close()
+
+
+def test_a_manifest_from_before_digests_is_trusted_then_recorded_at_the_next_commit(tmp_path):
+    import json
+
+    _built(tmp_path / "kw")
+    manifest_file = tmp_path / "kw" / "manifest.json"
+    legacy = json.loads(manifest_file.read_text())
+    del legacy["files"]
+    manifest_file.write_text(json.dumps(legacy))
+    index = TantivyKeywordIndex(tmp_path / "kw")
+    try:
+        assert index.position == 5 and index.verify_files() == []
+        index.upsert([KeywordDoc(9000, 1, "after the upgrade")])
+        index.commit(6)
+        assert read_manifest(tmp_path / "kw").files
+    finally:
+        index.close()

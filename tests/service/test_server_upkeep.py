@@ -53,3 +53,27 @@ def test_stale_upload_spool_files_are_removed_and_fresh_ones_kept(tmp_path):
     assert remove_stale_spool(uploads, older_than_s=600) == 1
     assert not stale.exists() and fresh.exists() and kept.exists()
     assert remove_stale_spool(tmp_path / "missing", older_than_s=600) == 0
+
+
+def test_server_side_jobs_confine_every_open_to_the_ingest_roots(tmp_path):
+    """The walk at job start is only a first look; each file is checked again where it is
+    opened (a symlink swapped in during the job is refused there), so the runner must hand
+    the roots down."""
+    from service.jobs import JobRunner
+
+    share = tmp_path / "share"
+    share.mkdir()
+    seen: dict = {}
+
+    def ingest(paths, **kwargs):
+        seen.update(kwargs)
+        return None
+
+    runner = JobRunner(store=None, ingest=ingest, workers=0, roots=[share])
+
+    class Job:
+        id = "job-1"
+        params = {"paths": [str(share)], "collection": "default"}
+
+    runner._run(Job())
+    assert seen["confine_to"] == [share]
