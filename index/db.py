@@ -186,7 +186,7 @@ def _postgres_integrity(conn: Connection, max_problems: int) -> tuple[str, tuple
         conn.execute(text("SELECT 1"))
         return "postgres: reachable (install the amcheck extension for a real check)", ()
     problems: list[str] = []
-    tables = [name for name in SQLModel.metadata.tables]
+    tables = list(SQLModel.metadata.tables)
     has_heap_check = conn.execute(text("SELECT to_regproc('verify_heapam') IS NOT NULL")).scalar()
     for table in tables:
         oid = conn.execute(text("SELECT to_regclass(:t)::oid"), {"t": table}).scalar()

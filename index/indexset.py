@@ -28,10 +28,9 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -423,12 +422,12 @@ class IndexSet:
             return applied
 
     def _attempt(self, write: Callable[[int], None], position: int) -> str | None:
-        """Run one index write; its failure as a message (the write left its position behind)."""
+        """Run one index write; its failure as a message (the write left its position behind,
+        to be retried at the next catch-up: after a full disk or I/O error as it is, after
+        IndexCorrupt once the guard's report has had the index rebuilt)."""
         try:
             write(position)
-        except IndexCorrupt as exc:  # the guard has marked the engine; the next catch-up rebuilds it
-            return _describe(exc)
-        except Exception as exc:  # a full disk, an I/O error: retried at the next catch-up
+        except Exception as exc:
             return _describe(exc)
         return None
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -209,8 +208,8 @@ def check_committed_files(engine_dir: Path, recorded: dict[str, FileDigest], *, 
 
 
 def _is_engine_failure(exc: BaseException) -> bool:
-    """A panic inside the engine (pyo3 raises those as BaseException), as opposed to the
-    process being interrupted or shut down."""
+    """A panic inside the engine (pyo3 raises those as BaseException), as opposed to an
+    ordinary error or the process being interrupted or shut down."""
     return not isinstance(exc, (Exception, *_NOT_ENGINE_FAILURES))
 
 
@@ -285,9 +284,9 @@ class TantivyKeywordIndex:
         from the last commit; a panic means the files themselves are suspect."""
         try:
             return call()
+        except _NOT_ENGINE_FAILURES:
+            raise
         except BaseException as exc:
-            if not isinstance(exc, Exception) and not _is_engine_failure(exc):
-                raise
             self._discard_writer()
             if _is_engine_failure(exc):
                 raise KeywordIndexCorrupt(f"keyword index at {self._path}: tantivy panicked while trying to {what}: {exc}") from exc
@@ -304,9 +303,9 @@ class TantivyKeywordIndex:
         for step in (writer.rollback, writer.wait_merging_threads):
             try:
                 step()
+            except _NOT_ENGINE_FAILURES:
+                raise
             except BaseException as exc:  # a killed writer may refuse even this
-                if not isinstance(exc, Exception) and not _is_engine_failure(exc):
-                    raise
                 log.debug("discarding the keyword index writer: %s", exc)
 
     def upsert(self, docs: Sequence[KeywordDoc]) -> None:
@@ -357,7 +356,9 @@ class TantivyKeywordIndex:
                 self._writer, self._dirty = None, False
                 try:
                     writer.wait_merging_threads()
-                except Exception as exc:  # the commit is durable; a merge that failed is only not done
+                except _NOT_ENGINE_FAILURES:
+                    raise
+                except BaseException as exc:  # the commit is durable; a merge that failed is only not done
                     log.warning("keyword index at %s: a background merge failed: %s", self._path, exc)
             try:
                 files = record_digests(self._engine_dir, committed_files(self._engine_dir), self._files, rewritten=(_META_FILE,))
@@ -369,16 +370,12 @@ class TantivyKeywordIndex:
         searcher = _read(self._path, "open a searcher", self._index.searcher)
         self._searcher = searcher
         # The engine's commit is durable before the manifest names its position: after a
-        # crash in between, the manifest lags and the replay is harmless.
-        try:
-            write_manifest(
-                self._path,
-                KeywordManifest(FORMAT_VERSION, self.name, self._analyzer, position, searcher.num_docs, files),
-            )
-        except OSError:
-            # The commit is durable but unrecorded: the files it added are accepted unchecked
-            # at the next open, and this position is replayed (harmlessly) from the old one.
-            raise
+        # crash (or a failed write) in between, the manifest lags, the replay is harmless, and
+        # the files that commit added are accepted unchecked until the next commit records them.
+        write_manifest(
+            self._path,
+            KeywordManifest(FORMAT_VERSION, self.name, self._analyzer, position, searcher.num_docs, files),
+        )
         self._files = files
         self._position = position
 
