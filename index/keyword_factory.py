@@ -21,13 +21,15 @@ from index.keyword import (
 
 
 def open_keyword_index(
-    path: Path, analyzer: str = "en_stem", *, engine: str | None = None
+    path: Path, analyzer: str = "en_stem", *, engine: str | None = None,
+    full_check_max_bytes: int | None = None,
 ) -> KeywordIndex:
     """Open the keyword index at ``path``, creating an empty one if there is none.
 
     ``engine`` None means "whatever is there", or the default engine for a new index.
     Raises :class:`KeywordIndexMismatch` when the index on disk was built with another
-    engine, analyzer or format version.
+    engine, analyzer or format version, and :class:`KeywordIndexCorrupt` when its files do
+    not match the manifest (``full_check_max_bytes``: see the tantivy engine).
     """
     validate_analyzer(analyzer)
     path = Path(path)
@@ -37,7 +39,7 @@ def open_keyword_index(
     if engine == TANTIVY_ENGINE:
         from index.keyword_tantivy import TantivyKeywordIndex
 
-        return TantivyKeywordIndex(path, analyzer)
+        return TantivyKeywordIndex(path, analyzer, full_check_max_bytes=full_check_max_bytes)
     if engine == BM25S_ENGINE:
         from index.keyword_bm25s import Bm25sKeywordIndex
 

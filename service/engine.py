@@ -18,11 +18,13 @@ import numpy as np
 
 from index.catalog import Catalog
 from index.db import open_database
-from index.indexset import EmbeddingIdentity, IndexSet
+from index.errors import IndexCorrupt
+from index.indexset import EmbeddingIdentity, IndexSet, IndexWriteFailed
 from index.settings import Settings
 from index.store import Store
 from ingest.embedder import Embedder
 from ingest.pipeline import IngestRunner, JobSummary, embedding_text
+from ingest.safe_open import OpenPolicy
 from ingest.tokens import TokenCounter
 from service.query.batching import QueryBatcher
 from service.query.generation.base import Generator
@@ -145,17 +147,29 @@ class Groundwork:
 
     def _follow_changes(self) -> None:
         if self.auto_refresh:
-            self.refresh_indexes()
+            try:
+                self.refresh_indexes()
+            except IndexWriteFailed as exc:  # serve what the indexes hold; lag() says what is missing
+                log.warning("searching indexes that are behind the database: %s", exc)
 
     # --- operations -----------------------------------------------------------------------------
     def ingest(self, paths: Sequence[Path], *, collection: str = "default", groups: Sequence[str] = (), sync: bool = False,
                metadata: dict | None = None, job_id: str | None = None, progress: bool | None = None,
-               source_names: dict[Path, str] | None = None) -> JobSummary:
+               source_names: dict[Path, str] | None = None, follow_symlinks: bool = False,
+               confine_to: Sequence[Path] | None = None) -> JobSummary:
+        """Ingest files and folders. Symlinks inside folders are refused unless
+        ``follow_symlinks``; ``confine_to`` (server-side jobs) follows them only to files
+        inside those folders. Checked where each file is opened (``ingest.safe_open``)."""
         runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress,
                               parser_factory=self._borrow_parser)
-        summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id, source_names=source_names)
+        policy = OpenPolicy.confined(confine_to) if confine_to is not None else OpenPolicy(follow_symlinks=follow_symlinks)
+        summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id,
+                             source_names=source_names, policy=policy)
         if self._indexes is not None:
-            self.refresh_indexes()  # read-your-writes for whoever ingested
+            try:
+                self.refresh_indexes()  # read-your-writes for whoever ingested
+            except IndexWriteFailed as exc:  # the documents are committed; the indexes catch up later
+                log.warning("ingested, but the indexes are behind: %s", exc)
         return summary
 
     def _borrow_parser(self) -> "_BorrowedPool":
@@ -193,7 +207,10 @@ class Groundwork:
         if self._indexes is not None or (self.settings.data_dir / "indexes" / "CURRENT.json").exists():
             indexes = self.indexes
             out["vectors"] = int(indexes.vectors.live_count)
-            out["keyword_docs"] = int(indexes.keyword.count())
+            try:
+                out["keyword_docs"] = int(indexes.keyword.count())
+            except IndexCorrupt:
+                out["keyword_docs"] = None  # being rebuilt; `groundwork verify` says why
             out["index_version"] = indexes.version
             out["index_position"] = indexes.position
         else:
@@ -203,9 +220,46 @@ class Groundwork:
         return out
 
     def verify(self) -> dict:
-        report = self.indexes.verify()
-        report["documents"] = self.store.stats()["documents"]
+        """Run the database's own integrity check, then compare it with the indexes (see
+        ``IndexSet.verify``). A damaged database is reported even when the comparison cannot run."""
+        integrity = self.store.integrity.check()
+        try:
+            report = self.indexes.verify()
+            report["documents"] = self.store.stats()["documents"]
+        except Exception as exc:
+            if integrity.ok:
+                raise
+            report = {"consistent": False, "problems": [f"the indexes could not be compared with the database: {type(exc).__name__}: {exc}"],
+                      "repaired": []}
+        report["database_integrity"] = integrity.to_json()
+        if not integrity.ok:
+            report["consistent"] = False
+            report["problems"].insert(0, f"the database fails its integrity check ({integrity.method}): {'; '.join(integrity.problems[:5])}")
         return report
+
+    def check_database(self, max_age_s: float | None = None) -> dict:
+        """Run the database's integrity check if the last one is older than ``max_age_s``
+        (default: the configured interval); the server calls this in the background."""
+        interval = self.settings.database_check_interval_s if max_age_s is None else max_age_s
+        return self.store.integrity.check(max_age_s=interval).to_json()
+
+    def storage_health(self) -> dict:
+        """What the health route reports about storage, without any expensive work: the
+        indexes' lag, last write errors and corruption (``IndexSet.health``), and the last
+        database integrity check (run by ``check_database``). ``status``: "ok", "degraded"
+        (an index behind after a failed write, or being rebuilt: searches may miss recent or
+        all keyword matches) or "failing" (the database fails its integrity check);
+        ``problems``: one line each."""
+        problems: list[str] = []
+        last = self.store.integrity.last
+        database = last.to_json() if last is not None else {"ok": None, "method": "not checked yet"}
+        failing = last is not None and not last.ok
+        if failing:
+            problems.append(f"database fails its integrity check ({last.method}): {'; '.join(last.problems[:3])}")
+        indexes = self.indexes.health() if self._indexes is not None else {"status": "not open", "problems": []}
+        problems.extend(indexes["problems"])
+        status = "failing" if failing else ("degraded" if problems else "ok")
+        return {"status": status, "problems": problems, "database_integrity": database, "indexes": indexes}
 
     def reindex(self, *, reembed: bool = False, progress: bool | None = None) -> int:
         if reembed:

@@ -46,7 +46,15 @@ def unsafe_binding(settings: Settings) -> str | None:
 
 
 class IndexFollower:
-    """Calls ``refresh_indexes`` every interval so changes made elsewhere become searchable."""
+    """Calls ``refresh_indexes`` every interval so changes made elsewhere become searchable,
+    and re-runs the database's integrity check when the last one is older than configured.
+
+    A failed refresh (a full disk under the indexes) is retried for as long as it fails, with
+    a backoff up to ``MAX_BACKOFF`` intervals: the index stays behind meanwhile (health says by
+    how much) and catches up once the write succeeds; nothing is skipped.
+    """
+
+    MAX_BACKOFF = 30
 
     def __init__(self, groundwork, interval_s: float = REFRESH_INTERVAL_S):
         self.groundwork = groundwork
@@ -64,13 +72,20 @@ class IndexFollower:
 
     def _run(self) -> None:
         failures = 0
-        while not self._stop.wait(self.interval_s * min(2 ** failures, 30)):
+        while not self._stop.wait(self.interval_s * min(2 ** failures, self.MAX_BACKOFF)):
             try:
                 self.groundwork.refresh_indexes()
+                if failures:
+                    log.warning("indexes caught up after %d failed attempt(s)", failures)
                 failures = 0
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                log.exception("refreshing the indexes failed (attempt %d)", failures)
+                # The first failure with its traceback; then one line per attempt, not a flood.
+                log.warning("refreshing the indexes failed (attempt %d; retrying): %s", failures, exc, exc_info=failures == 1)
+            try:
+                self.groundwork.check_database()
+            except Exception as exc:
+                log.warning("database integrity check could not run: %s", exc)
 
 
 def build_groundwork(settings: Settings):
@@ -90,11 +105,32 @@ def build_groundwork(settings: Settings):
     return Groundwork(settings, embedder=QueryBatcher(documents, query_embedder=queries))
 
 
+def remove_stale_spool(uploads_dir: Path, older_than_s: float) -> int:
+    """Delete upload spool files (``.incoming-*``) older than ``older_than_s``: an upload whose
+    process died while copying it. Younger ones may belong to another live server process."""
+    removed = 0
+    try:
+        entries = list(Path(uploads_dir).glob(".incoming-*"))
+    except OSError:
+        return 0
+    cutoff = time.time() - older_than_s
+    for entry in entries:
+        try:
+            if entry.is_file() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed += 1
+        except OSError:
+            continue
+    if removed:
+        log.warning("removed %d stale upload spool file(s) from %s", removed, uploads_dir)
+    return removed
+
+
 def warm_up(groundwork) -> None:
     """Load models and indexes now, not on the first request."""
     started = time.perf_counter()
     groundwork.refresh_indexes()
-    _pipeline = groundwork.pipeline  # the embedder, the reranker and the indexes
+    groundwork.pipeline  # builds the query pipeline: the embedder, the reranker and the indexes
     _reranker, status = groundwork.reranker_state
     try:
         generator = getattr(groundwork.generator, "name", groundwork.settings.generator)
@@ -142,6 +178,7 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
         banner = f"AUTH IS OFF (dev mode): every request to {settings.host}:{settings.port} is an all-access admin"
         log.warning(banner)
         print(f"*** {banner} ***", file=sys.stderr)
+    remove_stale_spool(settings.data_dir / "uploads", settings.upload_spool_stale_s)
     gw = groundwork or build_groundwork(settings)
     follower = IndexFollower(gw)
     try:

@@ -87,13 +87,18 @@ class InlineParser:
     def close(self, graceful: bool = True) -> None:
         return None
 
-    def imap_unordered(self, paths):
+    def imap_unordered(self, paths, *, policy=None):
         from ingest.documents import ParseFailure
         from ingest.parsing import parse_file
+        from ingest.safe_open import parse_checked
 
+        limits = {"max_bytes": self.settings.max_file_bytes, "max_chars": self.settings.max_document_chars}
         for path in paths:
             try:
-                yield Path(path), parse_file(Path(path), max_bytes=self.settings.max_file_bytes, max_chars=self.settings.max_document_chars)
+                if policy is None:
+                    yield Path(path), parse_file(Path(path), **limits)
+                else:  # the same checks as the pool's workers make
+                    yield Path(path), parse_checked(parse_file, Path(path), policy, **limits)
             except ParseFailure as failure:
                 yield Path(path), failure
 
