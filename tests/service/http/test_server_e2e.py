@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DOCS = {
     "handbook.md": "# Employee handbook\n\nNew employees receive twenty vacation days per year.\n\n## Travel\n\nBook travel through the portal.",
     "vpn.txt": "VPN access\n\nTo rotate the VPN certificate, open the self-service portal and choose Renew certificate.",
