@@ -66,6 +66,7 @@ class _WorkerConfig:
     memory_mb: int
     max_bytes: int
     max_chars: int
+    parse_options: dict[str, Any] = field(default_factory=dict)
 
 
 def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
@@ -82,7 +83,7 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
         # Library chatter about quirks in a file says nothing the outcome does not.
         warnings.simplefilter("ignore")
         logging.getLogger().setLevel(logging.ERROR)
-        for name in ("unstructured", "pdfminer", "pypandoc", "pikepdf"):
+        for name in ("unstructured", "pdfminer", "pypandoc", "pikepdf", "PIL"):
             logging.getLogger(name).setLevel(logging.ERROR)
         from ingest.offline import ensure_offline_nlp
 
@@ -113,7 +114,7 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
 def _run_parse(config: _WorkerConfig, path: Path) -> tuple[Outcome, bool]:
     """Parse one file; the flag says the process state is suspect and the worker should exit."""
     try:
-        return config.parse_fn(path, max_bytes=config.max_bytes, max_chars=config.max_chars), False
+        return config.parse_fn(path, max_bytes=config.max_bytes, max_chars=config.max_chars, **config.parse_options), False
     except ParseFailure as failure:
         return failure, False
     except MemoryError:
@@ -230,7 +231,8 @@ class ParserPool:
     ``(path, ParsedDocument | ParseFailure)`` for every path it is given, in completion order;
     only one ``imap_unordered`` iteration may run at a time. ``parse_fn`` (a picklable,
     module-level function with ``parse_file``'s signature) replaces the parser, which is how
-    tests inject hangs and crashes.
+    tests inject hangs and crashes. ``parse_options`` are extra keyword arguments for every
+    call (``parse_file`` takes ``ocr``: OCR runs in the workers, under their limits).
     """
 
     def __init__(
@@ -243,6 +245,7 @@ class ParserPool:
         *,
         parse_fn: ParseFunction | None = None,
         buffer: int | None = None,
+        parse_options: dict[str, Any] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -253,7 +256,7 @@ class ParserPool:
         self.workers = workers
         self.timeout_s = timeout_s
         self.buffer = buffer if buffer is not None else 2 * workers
-        self._config = _WorkerConfig(parse_fn, memory_mb, max_bytes, max_chars)
+        self._config = _WorkerConfig(parse_fn, memory_mb, max_bytes, max_chars, dict(parse_options or {}))
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._running = False
@@ -266,12 +269,15 @@ class ParserPool:
 
     @classmethod
     def from_settings(cls, settings: "Settings", **overrides: Any) -> "ParserPool":
+        from ingest.ocr import OcrOptions
+
         options: dict[str, Any] = {
             "workers": settings.parse_workers,
             "timeout_s": settings.parse_timeout_s,
             "memory_mb": settings.parse_memory_mb,
             "max_bytes": settings.max_file_bytes,
             "max_chars": settings.max_document_chars,
+            "parse_options": {"ocr": OcrOptions.from_settings(settings)},
         }
         options.update(overrides)
         return cls(**options)

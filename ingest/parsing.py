@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ingest.documents import Element, ElementKind, FailureReason, ParsedDocument, ParseFailure
-from ingest.filetypes import HEAD_BYTES, TEXT_TYPES, decode_text, detect_type, guess_encoding, mime_for
+from ingest.filetypes import HEAD_BYTES, IMAGE_TYPES, TEXT_TYPES, decode_text, detect_type, guess_encoding, mime_for
+from ingest.ocr import OcrOptions, OcrReport, OcrUnavailable, current_options, load_engine, read_pages, using
 from ingest.offline import OfflineModelMissing, ensure_offline_nlp, set_offline_environment
 
 # unstructured is imported lazily below, and must never be imported before this has run.
@@ -549,7 +550,8 @@ def _extract_docx(path: Path, type_key: str, max_chars: int) -> Extraction:
 def _extract_pptx(path: Path, type_key: str, max_chars: int) -> Extraction:
     from unstructured.partition.pptx import partition_pptx
 
-    return _from_elements(partition_pptx(filename=str(path), **_SKIP_LANGUAGE_DETECTION), _zip_member_title(path, _is_ooxml_core))
+    extraction = _from_elements(partition_pptx(filename=str(path), **_SKIP_LANGUAGE_DETECTION), _zip_member_title(path, _is_ooxml_core))
+    return _ocr_picture_slides(path, extraction)
 
 
 def _extract_spreadsheet(path: Path, type_key: str, max_chars: int) -> Extraction:
@@ -814,6 +816,7 @@ def _extract_pdf(path: Path, type_key: str, max_chars: int) -> Extraction:
     pages = page_count or pdf.pages
     if not pages:
         raise ParseFailure(FailureReason.corrupt, f"PDF has no readable pages{': ' + pdf.error if pdf.error else ''}")
+    ocr_report, ocr_note = _ocr_textless_pdf_pages(path, pdf, pages)
     elements = []
     for box in drop_running_heads(pdf.boxes):
         element = element_from_text(box.text)
@@ -822,12 +825,117 @@ def _extract_pdf(path: Path, type_key: str, max_chars: int) -> Extraction:
     if not elements:
         if pdf.error:
             raise ParseFailure(FailureReason.corrupt, f"no page of the PDF could be read: {pdf.error}")
-        raise ParseFailure(FailureReason.no_extractable_text, f"PDF has {pages} page(s) but no text layer (scanned?)")
+        raise ParseFailure(FailureReason.no_extractable_text, f"PDF has {pages} page(s) but no text layer (scanned?){ocr_note}")
     metadata: dict[str, Any] = {"pages": pages}
+    if ocr_report is not None and ocr_report.noteworthy:
+        metadata["ocr"] = ocr_report.metadata()
     if pdf.failed_pages or pdf.error:
         metadata["unreadable_pages"] = pdf.failed_pages
         metadata["pdf_error"] = pdf.error
     return Extraction(pieces_from_elements(elements), title, metadata)
+
+
+# --- OCR: images, textless PDF pages, picture-only slides (the reading is in ingest/ocr.py) ---
+
+
+def _ocr_boxes(report: OcrReport) -> list[PdfBox]:
+    """OCR paragraphs as positioned boxes, in page order, ready for the PDF element path."""
+    boxes = []
+    for number, page in report.pages:
+        for paragraph in page.paragraphs:
+            for text in pdf_box_paragraphs(paragraph.text):
+                boxes.append(PdfBox(number, text, paragraph.top, paragraph.bottom))
+    return boxes
+
+
+def _classified_pieces(boxes: Iterable[PdfBox]) -> list[Piece]:
+    """Boxes of text become elements through unstructured's text classifier, like PDF text."""
+    from unstructured.documents.elements import ElementMetadata
+    from unstructured.partition.text import element_from_text
+
+    elements = []
+    for box in boxes:
+        element = element_from_text(box.text)
+        element.metadata = ElementMetadata(page_number=box.page)
+        elements.append(element)
+    return pieces_from_elements(elements)
+
+
+def _extract_image(path: Path, type_key: str, max_chars: int) -> Extraction:
+    from ingest.page_images import IMAGE_NAMES, image_pages
+
+    name = IMAGE_NAMES[type_key]
+    options = current_options()
+    try:
+        load_engine(options)
+    except OcrUnavailable as exc:
+        raise ParseFailure(FailureReason.unsupported_type, f"{name} image: its text needs OCR, which is unavailable: {exc}") from exc
+    pages = image_pages(path, type_key)
+    report = read_pages(pages, options)
+    if not report.pages:
+        reason = FailureReason.timeout if report.only_timeouts else FailureReason.no_extractable_text
+        raise ParseFailure(reason, f"{name} image: {report.nothing_found()}")
+    pieces = _classified_pieces(drop_running_heads(_ocr_boxes(report)))
+    return Extraction(pieces, None, {"pages": len(pages), "ocr": report.metadata()})
+
+
+def _ocr_textless_pdf_pages(path: Path, pdf: PdfText, pages: int) -> tuple[OcrReport | None, str]:
+    """OCR the pages whose text layer is (nearly) empty; their OCR text replaces it in ``pdf``.
+
+    Returns the report (None when nothing was attempted) and a note for a no-text failure.
+    """
+    from ingest.page_images import PdfPageRenderer
+
+    options = current_options()
+    characters: dict[int, int] = {}
+    for box in pdf.boxes:
+        characters[box.page] = characters.get(box.page, 0) + len(box.text)
+    candidates = [number for number in range(1, pages + 1) if characters.get(number, 0) < options.pdf_min_page_chars]
+    if not candidates:
+        return None, ""
+    try:
+        load_engine(options)
+        with PdfPageRenderer(path, options.render_dpi, options.max_image_pixels) as renderer:
+            report = read_pages(renderer.pages(candidates), options)
+    except OcrUnavailable as exc:
+        return None, f"; not OCR'd: {exc}"
+    except (MemoryError, ParseFailure):
+        raise
+    except Exception as exc:  # PDFium cannot open what pdfminer could: keep the text layer
+        return None, f"; its pages could not be rendered for OCR: {_short(exc)}"
+    if report.pages:
+        read = {number for number, _page in report.pages}
+        kept = [box for box in pdf.boxes if box.page not in read]
+        pdf.boxes = sorted(kept + _ocr_boxes(report), key=lambda box: box.page)
+    return report, f"; {report.nothing_found()}"
+
+
+def _ocr_picture_slides(path: Path, extraction: Extraction) -> Extraction:
+    """OCR the pictures of slides that have no text of their own (scanned or pasted slides)."""
+    from ingest.page_images import slide_pictures
+
+    options = current_options()
+    with_text = {piece.page for piece in extraction.pieces}
+    try:
+        pictures = slide_pictures(path, exclude=with_text)
+    except (MemoryError, ParseFailure):
+        raise
+    except Exception:  # python-pptx could not walk the package; unstructured's text stands
+        return extraction
+    if not pictures:
+        return extraction
+    try:
+        report = read_pages(pictures, options)
+    except OcrUnavailable as exc:
+        if not extraction.pieces:
+            raise ParseFailure(FailureReason.no_extractable_text, f"slides hold only pictures, and OCR is unavailable: {exc}") from exc
+        return extraction
+    if not report.pages and not extraction.pieces:
+        reason = FailureReason.timeout if report.only_timeouts else FailureReason.no_extractable_text
+        raise ParseFailure(reason, f"slides hold only pictures; {report.nothing_found()}")
+    pieces = sorted([*extraction.pieces, *_classified_pieces(_ocr_boxes(report))], key=lambda piece: piece.page or 0)
+    metadata = {**extraction.metadata, "ocr": report.metadata()} if report.noteworthy else extraction.metadata
+    return Extraction(pieces, extraction.title, metadata)
 
 
 _BINARY_EXTRACTORS: dict[str, Callable[[Path, str, int], Extraction]] = {
@@ -843,14 +951,18 @@ _BINARY_EXTRACTORS: dict[str, Callable[[Path, str, int], Extraction]] = {
     "odt": _extract_via_pandoc_file,
     "epub": _extract_via_pandoc_file,
     "rtf": _extract_via_pandoc_file,
+    **{image_type: _extract_image for image_type in IMAGE_TYPES},
 }
 
 
 # ============================================================================================
 
 
-def parse_file(path: Path, *, max_bytes: int, max_chars: int) -> ParsedDocument:
+def parse_file(path: Path, *, max_bytes: int, max_chars: int, ocr: OcrOptions | None = None) -> ParsedDocument:
     """Parse one file, or raise ``ParseFailure`` saying why it cannot be ingested.
+
+    ``ocr`` governs reading images, textless PDF pages and picture-only slides (default:
+    ``OcrOptions()``, the settings' defaults).
 
     ``MemoryError`` and ``OfflineModelMissing`` propagate: the first is for the worker pool to
     report (and recycle its process), the second is a deployment error, not a property of the file.
@@ -875,7 +987,8 @@ def parse_file(path: Path, *, max_bytes: int, max_chars: int) -> ParsedDocument:
     ensure_offline_nlp()
     extractor = _BINARY_EXTRACTORS.get(type_key, _extract_text_file)
     try:
-        extraction = extractor(path, type_key, max_chars)
+        with using(ocr):
+            extraction = extractor(path, type_key, max_chars)
     except (ParseFailure, MemoryError, OfflineModelMissing):
         raise
     except RecursionError as exc:
