@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import math
 import threading
 import time
@@ -60,17 +61,21 @@ class OcrOptions:
     def enabled(self) -> bool:
         return self.engine != "off"
 
+    def within(self, parse_timeout_s: float) -> "OcrOptions":
+        """These options with the file budget inside a parse timeout (90% of it), so a long
+        scan ends indexed in part instead of killed with nothing."""
+        if parse_timeout_s and parse_timeout_s > 0 and self.file_budget_s > 0.9 * parse_timeout_s:
+            return dataclasses.replace(self, file_budget_s=0.9 * parse_timeout_s)
+        return self
+
     @classmethod
     def from_settings(cls, settings: "Settings") -> "OcrOptions":
-        budget = settings.ocr_file_budget_s
-        if settings.parse_timeout_s > 0:
-            budget = min(budget, 0.9 * settings.parse_timeout_s)
         return cls(
             engine=settings.ocr_engine,
             languages=settings.ocr_languages,
             tessdata_dir=str(settings.ocr_tessdata_dir) if settings.ocr_tessdata_dir else None,
             page_timeout_s=settings.ocr_page_timeout_s,
-            file_budget_s=budget,
+            file_budget_s=settings.ocr_file_budget_s,
             max_pages=settings.ocr_max_pages,
             render_dpi=settings.ocr_render_dpi,
             upscale_to_px=settings.ocr_upscale_to_px,
@@ -279,12 +284,12 @@ PageLoader = Callable[[], "Image.Image"]
 """Produces one page image when called (decoding or rendering happens only for pages read)."""
 
 
-def read_pages(pages: Sequence[tuple[int, PageLoader]], options: OcrOptions) -> OcrReport:
+def read_pages(pages: Sequence[tuple[int, PageLoader]], options: OcrOptions, *, engine: OcrEngine | None = None) -> OcrReport:
     """OCR ``(page number, loader)`` pairs in order, within the page cap and the file's time budget.
 
     Raises ``OcrUnavailable`` before loading any page when no engine can be loaded.
     """
-    engine = load_engine(options)
+    engine = engine or load_engine(options)
     report = OcrReport(engine.name)
     deadline = time.monotonic() + options.file_budget_s
     for index, (number, load) in enumerate(pages):

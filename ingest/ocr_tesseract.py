@@ -94,12 +94,16 @@ class TesseractEngine:
                 iterator = api.GetIterator()
                 if iterator is not None:
                     for item in iterate_level(iterator, RIL.PARA):
-                        text = item.GetUTF8Text(RIL.PARA)
-                        box = item.BoundingBox(RIL.PARA)
+                        try:
+                            text = item.GetUTF8Text(RIL.PARA)
+                            box = item.BoundingBox(RIL.PARA)
+                            confidence = float(item.Confidence(RIL.PARA))
+                        except RuntimeError:  # "No text returned": a paragraph of nothing but noise
+                            continue
                         if not text or not text.strip() or box is None:
                             continue
                         _x0, y0, _x1, y1 = box
-                        paragraphs.append(OcrParagraph(text.strip(), y0 / height, y1 / height, float(item.Confidence(RIL.PARA))))
+                        paragraphs.append(OcrParagraph(text.strip(), y0 / height, y1 / height, confidence))
                 words = [c for c in api.AllWordConfidences() if c >= 0]
             finally:
                 api.Clear()

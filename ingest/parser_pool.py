@@ -232,7 +232,8 @@ class ParserPool:
     only one ``imap_unordered`` iteration may run at a time. ``parse_fn`` (a picklable,
     module-level function with ``parse_file``'s signature) replaces the parser, which is how
     tests inject hangs and crashes. ``parse_options`` are extra keyword arguments for every
-    call (``parse_file`` takes ``ocr``: OCR runs in the workers, under their limits).
+    call; ``parse_file`` takes ``ocr``, whose per-file budget is fitted inside ``timeout_s``
+    (OCR runs in the workers, under their time and memory limits).
     """
 
     def __init__(
@@ -249,14 +250,17 @@ class ParserPool:
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        parse_options = dict(parse_options or {})
         if parse_fn is None:
+            from ingest.ocr import OcrOptions
             from ingest.parsing import parse_file
 
             parse_fn = parse_file
+            parse_options["ocr"] = (parse_options.get("ocr") or OcrOptions()).within(timeout_s)
         self.workers = workers
         self.timeout_s = timeout_s
         self.buffer = buffer if buffer is not None else 2 * workers
-        self._config = _WorkerConfig(parse_fn, memory_mb, max_bytes, max_chars, dict(parse_options or {}))
+        self._config = _WorkerConfig(parse_fn, memory_mb, max_bytes, max_chars, parse_options)
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._running = False
