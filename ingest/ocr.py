@@ -144,6 +144,7 @@ def load_engine(options: OcrOptions) -> OcrEngine:
 
 
 _current_options: contextvars.ContextVar[OcrOptions] = contextvars.ContextVar("ocr_options", default=OcrOptions())
+_parse_started: contextvars.ContextVar[float | None] = contextvars.ContextVar("ocr_parse_started", default=None)
 
 
 def current_options() -> OcrOptions:
@@ -153,12 +154,34 @@ def current_options() -> OcrOptions:
 
 @contextlib.contextmanager
 def using(options: OcrOptions | None) -> Iterator[OcrOptions]:
-    """Make ``options`` the ones format extractors see for the duration of one parse."""
+    """Make ``options`` the ones format extractors see for the duration of one parse.
+
+    The file's OCR budget counts from here, so time spent on its text layer is part of it.
+    """
     token = _current_options.set(options or OcrOptions())
+    started = _parse_started.set(time.monotonic())
     try:
         yield _current_options.get()
     finally:
+        _parse_started.reset(started)
         _current_options.reset(token)
+
+
+def availability(options: OcrOptions) -> str | None:
+    """Why OCR cannot run with ``options`` (None when it can), without loading any model."""
+    import importlib.util
+
+    if not options.enabled:
+        return "OCR is turned off (ocr_engine=off)"
+    if importlib.util.find_spec("tesserocr") is None:
+        return "Tesseract's Python binding is not installed (pip install tesserocr)"
+    from ingest.ocr_tesseract import find_tessdata
+
+    try:
+        find_tessdata(options.languages, options.tessdata_dir)
+    except OcrUnavailable as exc:
+        return str(exc)
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,9 +287,10 @@ class OcrReport:
         return bool(self.pages or self.timed_out_pages or self.unreadable_pages or self.unread_pages)
 
     @property
-    def only_timeouts(self) -> bool:
-        """Every page OCR tried to read ran out of time (the file's failure is a timeout)."""
-        return bool(self.timed_out_pages) and not (self.pages or self.empty_pages or self.unreadable_pages)
+    def out_of_time(self) -> bool:
+        """Nothing was read because time ran out (the file's failure is a timeout)."""
+        budget_spent = self.unread_pages > 0 and (self.unread_because or "").startswith("ocr_file_budget_s")
+        return (bool(self.timed_out_pages) or budget_spent) and not (self.pages or self.empty_pages or self.unreadable_pages)
 
     def nothing_found(self) -> str:
         """Why the file yielded no OCR text, for a ``no_extractable_text`` detail."""
@@ -291,7 +315,7 @@ def read_pages(pages: Sequence[tuple[int, PageLoader]], options: OcrOptions, *, 
     """
     engine = engine or load_engine(options)
     report = OcrReport(engine.name)
-    deadline = time.monotonic() + options.file_budget_s
+    deadline = (_parse_started.get() or time.monotonic()) + options.file_budget_s
     for index, (number, load) in enumerate(pages):
         remaining = deadline - time.monotonic()
         if index >= options.max_pages or remaining <= 0:

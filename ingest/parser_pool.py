@@ -306,8 +306,19 @@ class ParserPool:
         if not spacy_model_available():
             raise OfflineModelMissing("the bundled spaCy model package is not installed")
         self._running = True
+        self._warn_if_ocr_unavailable()
         for _ in range(self.workers):
             self._workers.append(self._spawn())
+
+    def _warn_if_ocr_unavailable(self) -> None:
+        """Say once, at start, that images and scans will fail for want of OCR (not per file)."""
+        from ingest.ocr import OcrOptions, availability
+
+        options = self._config.parse_options.get("ocr")
+        if isinstance(options, OcrOptions) and options.enabled:
+            missing = availability(options)
+            if missing:
+                logger.warning("OCR unavailable: %s; images will fail with unsupported_type, scanned PDF pages stay unread", missing)
 
     def close(self, graceful: bool = True) -> None:
         """Stop everything; ``graceful`` lets idle workers exit on their own first."""

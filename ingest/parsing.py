@@ -825,7 +825,8 @@ def _extract_pdf(path: Path, type_key: str, max_chars: int) -> Extraction:
     if not elements:
         if pdf.error:
             raise ParseFailure(FailureReason.corrupt, f"no page of the PDF could be read: {pdf.error}")
-        raise ParseFailure(FailureReason.no_extractable_text, f"PDF has {pages} page(s) but no text layer (scanned?){ocr_note}")
+        reason = FailureReason.timeout if ocr_report is not None and ocr_report.out_of_time else FailureReason.no_extractable_text
+        raise ParseFailure(reason, f"PDF has {pages} page(s) but no text layer (scanned?){ocr_note}")
     metadata: dict[str, Any] = {"pages": pages}
     if ocr_report is not None and ocr_report.noteworthy:
         metadata["ocr"] = ocr_report.metadata()
@@ -873,7 +874,7 @@ def _extract_image(path: Path, type_key: str, max_chars: int) -> Extraction:
     pages = image_pages(path, type_key)
     report = read_pages(pages, options)
     if not report.pages:
-        reason = FailureReason.timeout if report.only_timeouts else FailureReason.no_extractable_text
+        reason = FailureReason.timeout if report.out_of_time else FailureReason.no_extractable_text
         raise ParseFailure(reason, f"{name} image: {report.nothing_found()}")
     pieces = _classified_pieces(drop_running_heads(_ocr_boxes(report)))
     return Extraction(pieces, None, {"pages": len(pages), "ocr": report.metadata()})
@@ -931,7 +932,7 @@ def _ocr_picture_slides(path: Path, extraction: Extraction) -> Extraction:
             raise ParseFailure(FailureReason.no_extractable_text, f"slides hold only pictures, and OCR is unavailable: {exc}") from exc
         return extraction
     if not report.pages and not extraction.pieces:
-        reason = FailureReason.timeout if report.only_timeouts else FailureReason.no_extractable_text
+        reason = FailureReason.timeout if report.out_of_time else FailureReason.no_extractable_text
         raise ParseFailure(reason, f"slides hold only pictures; {report.nothing_found()}")
     pieces = sorted([*extraction.pieces, *_classified_pieces(_ocr_boxes(report))], key=lambda piece: piece.page or 0)
     metadata = {**extraction.metadata, "ocr": report.metadata()} if report.noteworthy else extraction.metadata

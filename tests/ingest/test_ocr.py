@@ -367,6 +367,23 @@ def test_page_timeout_is_a_timeout(tmp_path: Path) -> None:
     text_image(NOTICE * 6).save(path)
     caught = failure(path, OcrOptions(page_timeout_s=0.001))
     assert caught.reason is FailureReason.timeout
+    assert "timed out" in caught.detail
+
+
+@requires_engine
+def test_file_budget_counts_from_the_start_of_the_parse(tmp_path: Path) -> None:
+    path = image_pdf(tmp_path / "scan.pdf", [text_image(NOTICE)])
+    caught = failure(path, OcrOptions(file_budget_s=1e-6))  # spent on the text layer already
+    assert caught.reason is FailureReason.timeout
+    assert "left unread (ocr_file_budget_s=" in caught.detail
+
+
+def test_availability_is_told_without_loading_a_model(tmp_path: Path) -> None:
+    from ingest.ocr import availability
+
+    assert "ocr_engine=off" in availability(OcrOptions(engine="off"))
+    assert "tesseract-ocr-eng" in availability(OcrOptions(tessdata_dir=str(tmp_path))) or _engine_missing()
+    assert availability(OcrOptions()) == _engine_missing()
 
 
 def test_ocr_off_gives_a_clear_reason(tmp_path: Path) -> None:
