@@ -102,6 +102,7 @@ class OcrPage:
     paragraphs: list[OcrParagraph]
     confidence: float  # mean word confidence over the page, 0 when nothing was read
     rotation: int = 0  # degrees the image was turned (counter-clockwise) before this read
+    dropped: int = 0  # paragraphs read but not kept (low confidence, no letters or digits)
 
 
 class OcrEngine(Protocol):
@@ -249,7 +250,8 @@ def read_page(engine: OcrEngine, image: "Image.Image", options: OcrOptions, *, t
             if turned.confidence > page.confidence:
                 turned.rotation = rotation
                 page = turned
-    page.paragraphs = keep_paragraphs(page, options.min_confidence)
+    kept = keep_paragraphs(page, options.min_confidence)
+    page.dropped, page.paragraphs = len(page.paragraphs) - len(kept), kept
     return page
 
 
@@ -264,6 +266,8 @@ class OcrReport:
     unreadable_pages: list[int] = field(default_factory=list)  # could not be decoded or rendered
     unread_pages: int = 0                                      # beyond the page cap or time budget
     unread_because: str | None = None
+    min_confidence: float = 0.0
+    doubtful_pages: list[int] = field(default_factory=list)    # text seen, all of it below min_confidence
 
     def metadata(self) -> dict[str, Any]:
         """The document's ``ocr`` metadata: which pages' text came from OCR, and what was left out."""
@@ -295,6 +299,11 @@ class OcrReport:
     def nothing_found(self) -> str:
         """Why the file yielded no OCR text, for a ``no_extractable_text`` detail."""
         parts = [f"OCR ({self.engine}) found no text"]
+        if self.doubtful_pages:
+            parts.append(
+                f"what it saw on {len(self.doubtful_pages)} page(s) was below ocr_min_confidence={self.min_confidence:g} "
+                "(another language or script? see ocr_languages)"
+            )
         if self.timed_out_pages:
             parts.append(f"{len(self.timed_out_pages)} page(s) timed out")
         if self.unreadable_pages:
@@ -314,7 +323,7 @@ def read_pages(pages: Sequence[tuple[int, PageLoader]], options: OcrOptions, *, 
     Raises ``OcrUnavailable`` before loading any page when no engine can be loaded.
     """
     engine = engine or load_engine(options)
-    report = OcrReport(engine.name)
+    report = OcrReport(engine.name, min_confidence=options.min_confidence)
     deadline = (_parse_started.get() or time.monotonic()) + options.file_budget_s
     for index, (number, load) in enumerate(pages):
         remaining = deadline - time.monotonic()
@@ -344,4 +353,6 @@ def read_pages(pages: Sequence[tuple[int, PageLoader]], options: OcrOptions, *, 
             report.pages.append((number, page))
         else:
             report.empty_pages.append(number)
+            if page.dropped:
+                report.doubtful_pages.append(number)
     return report

@@ -904,11 +904,28 @@ def _ocr_textless_pdf_pages(path: Path, pdf: PdfText, pages: int) -> tuple[OcrRe
         raise
     except Exception as exc:  # PDFium cannot open what pdfminer could: keep the text layer
         return None, f"; its pages could not be rendered for OCR: {_short(exc)}"
+    # A short text layer is kept unless OCR reads clearly more (a stamp on a scan, text in a
+    # font without a usable character map); where both say the same, the text layer is exact.
+    layer: dict[int, int] = {}
+    for box in pdf.boxes:
+        layer[box.page] = layer.get(box.page, 0) + _alphanumerics(box.text)
+    report.pages = [
+        (number, page) for number, page in report.pages
+        if sum(_alphanumerics(paragraph.text) for paragraph in page.paragraphs) > _OCR_OVER_TEXT_LAYER * layer.get(number, 0)
+    ]
     if report.pages:
         read = {number for number, _page in report.pages}
         kept = [box for box in pdf.boxes if box.page not in read]
         pdf.boxes = sorted(kept + _ocr_boxes(report), key=lambda box: box.page)
     return report, f"; {report.nothing_found()}"
+
+
+_OCR_OVER_TEXT_LAYER = 1.5
+"""OCR text replaces a page's short text layer only when it holds this many times its letters and digits."""
+
+
+def _alphanumerics(text: str) -> int:
+    return sum(1 for character in text if character.isalnum())
 
 
 def _ocr_picture_slides(path: Path, extraction: Extraction) -> Extraction:

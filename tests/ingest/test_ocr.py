@@ -231,6 +231,12 @@ def test_spent_budget_leaves_pages_unread_without_loading_them() -> None:
     assert "left unread" in report.nothing_found()
 
 
+def test_text_seen_only_below_the_confidence_floor_is_named() -> None:
+    report = read_pages([(1, lambda: marked_page(255))], OcrOptions(upscale_to_px=0, min_confidence=50), engine=ScriptedEngine())
+    assert not report.pages and report.doubtful_pages == [1]
+    assert "ocr_min_confidence=50" in report.nothing_found() and "ocr_languages" in report.nothing_found()
+
+
 def test_blank_and_undecodable_pages() -> None:
     def broken() -> Image.Image:
         raise OSError("truncated frame")
@@ -351,6 +357,30 @@ def test_only_textless_pdf_pages_are_ocr_d(tmp_path: Path) -> None:
     pages = {element.page for element in document.elements if "lease" in document.text[element.start:element.end].casefold()}
     assert pages == {2}
     assert "budget" in words(document.text)
+
+
+@requires_engine
+def test_a_short_text_layer_is_kept_when_ocr_reads_no_more(tmp_path: Path) -> None:
+    path = image_pdf(tmp_path / "signature.pdf", ["Approved by the finance director"])
+    document = parse(path)
+    assert document.text == "Approved by the finance director"
+    assert "ocr" not in document.metadata
+
+
+@requires_engine
+def test_a_stamp_on_a_scan_does_not_hide_the_scan(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=8)
+    pdf.cell(0, 5, "Scanned copy 0042")
+    pdf.image(text_image(NOTICE), x=10, y=20, w=190)
+    path = tmp_path / "stamped.pdf"
+    pdf.output(str(path))
+    document = parse(path)
+    assert {"maintenance", "pumping", "monday"} <= words(document.text)
+    assert document.metadata["ocr"]["pages"] == [1]
 
 
 @requires_engine
