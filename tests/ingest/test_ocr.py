@@ -517,3 +517,18 @@ def test_scans_are_ingested_and_searchable(tmp_path: Path, settings, hash_embedd
         assert document.doc_metadata["ocr"]["pages"] == [1]
     finally:
         gw.close()
+
+
+def test_language_models_are_looked_up_per_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest import ocr_tesseract
+
+    models = tmp_path / "share" / "tessdata"
+    models.mkdir(parents=True)
+    for code in ("eng", "deu"):
+        (models / f"{code}.traineddata").write_bytes(b"model")
+    assert ocr_tesseract.find_tessdata("eng+deu", str(models)) == models
+    with pytest.raises(OcrUnavailable, match="tesseract-ocr-fra"):
+        ocr_tesseract.find_tessdata("eng+fra", str(models))
+    monkeypatch.setenv("TESSDATA_PREFIX", str(models.parent))
+    monkeypatch.setattr(ocr_tesseract, "TESSDATA_SEARCH", ())
+    assert ocr_tesseract.find_tessdata("deu") == models
