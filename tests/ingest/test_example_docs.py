@@ -87,7 +87,7 @@ def test_whole_folder_through_the_pool() -> None:
     assert reason("empty.txt") is FailureReason.empty
     assert reason("fake-text-all-whitespace.txt") is FailureReason.empty
     if _ocr_missing() is None:
-        for name in ("img/DA-1p.png", "img/DA-1p.heic", "img/layout-parser-paper-combined.tiff", "pdf/loremipsum-flat.pdf", "picture.pptx"):
+        for name in ("img/DA-1p.png", "img/DA-1p.heic", "img/layout-parser-paper-fast.tiff", "pdf/loremipsum-flat.pdf", "picture.pptx"):
             assert reason(name) is None, name
             assert outcomes[name].metadata["ocr"]["pages"], name
         assert len(outcomes["img/DA-1p.png"].text) > 1000
