@@ -3,7 +3,9 @@
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     GROUNDWORK_DATA_DIR=/data GROUNDWORK_HOST=0.0.0.0 GROUNDWORK_PORT=8000
-RUN apt-get update && apt-get install -y --no-install-recommends libmagic1 && rm -rf /var/lib/apt/lists/*
+# libmagic1: file type names; tesseract-ocr-eng/-osd: OCR models (tesserocr's wheel brings the library).
+RUN apt-get update && apt-get install -y --no-install-recommends libmagic1 tesseract-ocr-eng tesseract-ocr-osd \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY index ./index

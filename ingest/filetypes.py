@@ -42,7 +42,18 @@ MIME_TYPES: dict[str, str] = {
     "epub": "application/epub+zip",
     "rtf": "application/rtf",
     "xml": "application/xml",
+    # Images: read by OCR (ingest/ocr.py).
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "tiff": "image/tiff",
+    "bmp": "image/bmp",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "heic": "image/heic",
 }
+
+IMAGE_TYPES = frozenset({"png", "jpeg", "tiff", "bmp", "gif", "webp", "heic"})
+"""Types whose text, if any, is only reachable through OCR."""
 
 TEXT_TYPES = frozenset({"html", "md", "rst", "org", "txt", "eml", "csv", "tsv", "json", "ndjson", "xml"})
 """Types whose bytes are characters in some encoding (see ``decode_text``)."""
@@ -270,6 +281,29 @@ def text_type(text: str, extension: str) -> str:
     return by_extension or "txt"
 
 
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1")
+_BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
+
+
+def image_type(head: bytes) -> str | None:
+    """The image type key of an image format OCR can read, from its magic bytes."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "tiff"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "heic"
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
+        return "bmp"
+    return None
+
+
 def _binary_signature(head: bytes) -> str | None:
     for magic, offset, name in _BINARY_SIGNATURES:
         if head[offset:offset + len(magic)] == magic:
@@ -342,8 +376,9 @@ def _zip_type(path: Path) -> str:
 def detect_type(path: Path, head: bytes) -> str:
     """Canonical type key of the file at ``path`` whose first bytes are ``head``.
 
-    Raises ``ParseFailure`` with ``unsupported_type`` for formats that carry no extractable
-    text here (images, audio, archives, executables), ``encrypted`` for a password-protected
+    Images (PNG, JPEG, TIFF, BMP, GIF, WebP, HEIC) get their own type keys: their text is read
+    by OCR. Raises ``ParseFailure`` with ``unsupported_type`` for formats that carry no
+    extractable text here (audio, video, archives, executables), ``encrypted`` for a password-protected
     OOXML container (its real kind is unknowable without the password) and ``corrupt`` for a
     container whose directory cannot be read.
     """
@@ -362,6 +397,9 @@ def detect_type(path: Path, head: bytes) -> str:
     if sample is None:
         sample = head[skip:].decode(encoding, errors="replace")
     if looks_binary(sample, head, encoding):
+        image = image_type(head)
+        if image:
+            return image
         signature = _binary_signature(head)
         if signature:
             raise _unsupported(f"{signature} (no text to extract)")

@@ -71,6 +71,7 @@ class _WorkerConfig:
     memory_mb: int
     max_bytes: int
     max_chars: int
+    parse_options: dict[str, Any] = field(default_factory=dict)
 
 
 def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
@@ -87,7 +88,7 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
         # Library chatter about quirks in a file says nothing the outcome does not.
         warnings.simplefilter("ignore")
         logging.getLogger().setLevel(logging.ERROR)
-        for name in ("unstructured", "pdfminer", "pypandoc", "pikepdf"):
+        for name in ("unstructured", "pdfminer", "pypandoc", "pikepdf", "PIL"):
             logging.getLogger(name).setLevel(logging.ERROR)
         from ingest.offline import ensure_offline_nlp
 
@@ -121,8 +122,9 @@ def _run_parse(config: _WorkerConfig, path: Path, policy: "OpenPolicy | None" = 
         if policy is not None:
             from ingest.safe_open import parse_checked
 
-            return parse_checked(config.parse_fn, path, policy, max_bytes=config.max_bytes, max_chars=config.max_chars), False
-        return config.parse_fn(path, max_bytes=config.max_bytes, max_chars=config.max_chars), False
+            return parse_checked(config.parse_fn, path, policy, max_bytes=config.max_bytes, max_chars=config.max_chars,
+                                 **config.parse_options), False
+        return config.parse_fn(path, max_bytes=config.max_bytes, max_chars=config.max_chars, **config.parse_options), False
     except ParseFailure as failure:
         return failure, False
     except MemoryError:
@@ -240,7 +242,9 @@ class ParserPool:
     ``(path, ParsedDocument | ParseFailure)`` for every path it is given, in completion order;
     only one ``imap_unordered`` iteration may run at a time. ``parse_fn`` (a picklable,
     module-level function with ``parse_file``'s signature) replaces the parser, which is how
-    tests inject hangs and crashes.
+    tests inject hangs and crashes. ``parse_options`` are extra keyword arguments for every
+    call; ``parse_file`` takes ``ocr``, whose per-file budget is fitted inside ``timeout_s``
+    (OCR runs in the workers, under their time and memory limits).
     """
 
     def __init__(
@@ -253,17 +257,21 @@ class ParserPool:
         *,
         parse_fn: ParseFunction | None = None,
         buffer: int | None = None,
+        parse_options: dict[str, Any] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        parse_options = dict(parse_options or {})
         if parse_fn is None:
+            from ingest.ocr import OcrOptions
             from ingest.parsing import parse_file
 
             parse_fn = parse_file
+            parse_options["ocr"] = (parse_options.get("ocr") or OcrOptions()).within(timeout_s)
         self.workers = workers
         self.timeout_s = timeout_s
         self.buffer = buffer if buffer is not None else 2 * workers
-        self._config = _WorkerConfig(parse_fn, memory_mb, max_bytes, max_chars)
+        self._config = _WorkerConfig(parse_fn, memory_mb, max_bytes, max_chars, parse_options)
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._running = False
@@ -276,12 +284,15 @@ class ParserPool:
 
     @classmethod
     def from_settings(cls, settings: "Settings", **overrides: Any) -> "ParserPool":
+        from ingest.ocr import OcrOptions
+
         options: dict[str, Any] = {
             "workers": settings.parse_workers,
             "timeout_s": settings.parse_timeout_s,
             "memory_mb": settings.parse_memory_mb,
             "max_bytes": settings.max_file_bytes,
             "max_chars": settings.max_document_chars,
+            "parse_options": {"ocr": OcrOptions.from_settings(settings)},
         }
         options.update(overrides)
         return cls(**options)
@@ -306,8 +317,19 @@ class ParserPool:
         if not spacy_model_available():
             raise OfflineModelMissing("the bundled spaCy model package is not installed")
         self._running = True
+        self._warn_if_ocr_unavailable()
         for _ in range(self.workers):
             self._workers.append(self._spawn())
+
+    def _warn_if_ocr_unavailable(self) -> None:
+        """Say once, at start, that images and scans will fail for want of OCR (not per file)."""
+        from ingest.ocr import OcrOptions, availability
+
+        options = self._config.parse_options.get("ocr")
+        if isinstance(options, OcrOptions) and options.enabled:
+            missing = availability(options)
+            if missing:
+                logger.warning("OCR unavailable: %s; images will fail with unsupported_type, scanned PDF pages stay unread", missing)
 
     def close(self, graceful: bool = True) -> None:
         """Stop everything; ``graceful`` lets idle workers exit on their own first."""

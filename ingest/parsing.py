@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ingest.documents import Element, ElementKind, FailureReason, ParsedDocument, ParseFailure
-from ingest.filetypes import HEAD_BYTES, TEXT_TYPES, decode_text, detect_type, guess_encoding, mime_for
+from ingest.filetypes import HEAD_BYTES, IMAGE_TYPES, TEXT_TYPES, decode_text, detect_type, guess_encoding, mime_for
+from ingest.ocr import OcrOptions, using
 from ingest.offline import OfflineModelMissing, ensure_offline_nlp, set_offline_environment
 
 # unstructured is imported lazily below, and must never be imported before this has run.
@@ -549,7 +550,10 @@ def _extract_docx(path: Path, type_key: str, max_chars: int) -> Extraction:
 def _extract_pptx(path: Path, type_key: str, max_chars: int) -> Extraction:
     from unstructured.partition.pptx import partition_pptx
 
-    return _from_elements(partition_pptx(filename=str(path), **_SKIP_LANGUAGE_DETECTION), _zip_member_title(path, _is_ooxml_core))
+    from ingest.ocr_documents import ocr_picture_slides
+
+    extraction = _from_elements(partition_pptx(filename=str(path), **_SKIP_LANGUAGE_DETECTION), _zip_member_title(path, _is_ooxml_core))
+    return ocr_picture_slides(path, extraction)
 
 
 def _extract_spreadsheet(path: Path, type_key: str, max_chars: int) -> Extraction:
@@ -809,11 +813,14 @@ def _extract_pdf(path: Path, type_key: str, max_chars: int) -> Extraction:
     from unstructured.documents.elements import ElementMetadata
     from unstructured.partition.text import element_from_text
 
+    from ingest.ocr_documents import ocr_textless_pdf_pages
+
     page_count, title = _pdf_info(path)
     pdf = _read_pdf_text(path, max_chars)
     pages = page_count or pdf.pages
     if not pages:
         raise ParseFailure(FailureReason.corrupt, f"PDF has no readable pages{': ' + pdf.error if pdf.error else ''}")
+    ocr_report, ocr_note = ocr_textless_pdf_pages(path, pdf, pages)
     elements = []
     for box in drop_running_heads(pdf.boxes):
         element = element_from_text(box.text)
@@ -822,12 +829,24 @@ def _extract_pdf(path: Path, type_key: str, max_chars: int) -> Extraction:
     if not elements:
         if pdf.error:
             raise ParseFailure(FailureReason.corrupt, f"no page of the PDF could be read: {pdf.error}")
-        raise ParseFailure(FailureReason.no_extractable_text, f"PDF has {pages} page(s) but no text layer (scanned?)")
+        reason = FailureReason.timeout if ocr_report is not None and ocr_report.out_of_time else FailureReason.no_extractable_text
+        raise ParseFailure(reason, f"PDF has {pages} page(s) but no text layer (scanned?){ocr_note}")
     metadata: dict[str, Any] = {"pages": pages}
+    if ocr_report is not None and ocr_report.noteworthy:
+        metadata["ocr"] = ocr_report.metadata()
     if pdf.failed_pages or pdf.error:
         metadata["unreadable_pages"] = pdf.failed_pages
         metadata["pdf_error"] = pdf.error
     return Extraction(pieces_from_elements(elements), title, metadata)
+
+
+# --- OCR hooks: the work is done in ingest/ocr_documents.py -------------------------------
+
+
+def _extract_image(path: Path, type_key: str, max_chars: int) -> Extraction:
+    from ingest.ocr_documents import extract_image
+
+    return extract_image(path, type_key)
 
 
 _BINARY_EXTRACTORS: dict[str, Callable[[Path, str, int], Extraction]] = {
@@ -843,14 +862,18 @@ _BINARY_EXTRACTORS: dict[str, Callable[[Path, str, int], Extraction]] = {
     "odt": _extract_via_pandoc_file,
     "epub": _extract_via_pandoc_file,
     "rtf": _extract_via_pandoc_file,
+    **{image_type: _extract_image for image_type in IMAGE_TYPES},
 }
 
 
 # ============================================================================================
 
 
-def parse_file(path: Path, *, max_bytes: int, max_chars: int) -> ParsedDocument:
+def parse_file(path: Path, *, max_bytes: int, max_chars: int, ocr: OcrOptions | None = None) -> ParsedDocument:
     """Parse one file, or raise ``ParseFailure`` saying why it cannot be ingested.
+
+    ``ocr`` governs reading images, textless PDF pages and picture-only slides (default:
+    ``OcrOptions()``, the settings' defaults).
 
     ``MemoryError`` and ``OfflineModelMissing`` propagate: the first is for the worker pool to
     report (and recycle its process), the second is a deployment error, not a property of the file.
@@ -875,7 +898,8 @@ def parse_file(path: Path, *, max_bytes: int, max_chars: int) -> ParsedDocument:
     ensure_offline_nlp()
     extractor = _BINARY_EXTRACTORS.get(type_key, _extract_text_file)
     try:
-        extraction = extractor(path, type_key, max_chars)
+        with using(ocr):
+            extraction = extractor(path, type_key, max_chars)
     except (ParseFailure, MemoryError, OfflineModelMissing):
         raise
     except RecursionError as exc:

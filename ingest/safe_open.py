@@ -145,12 +145,13 @@ def private_copy(path: Path, policy: OpenPolicy, *, max_bytes: int) -> Iterator[
 
 
 def parse_checked(parse_fn: Callable[..., ParsedDocument], path: Path, policy: OpenPolicy, *, max_bytes: int,
-                  max_chars: int) -> ParsedDocument:
+                  max_chars: int, **parse_options) -> ParsedDocument:
     """Parse the checked file from a private copy; the result carries the sha256 and size of
-    exactly the bytes parsed. Raises ParseFailure like the parser does."""
+    exactly the bytes parsed. Raises ParseFailure like the parser does. ``parse_options`` go to
+    ``parse_fn`` unchanged (e.g. OCR settings)."""
     try:
         with private_copy(path, policy, max_bytes=max_bytes) as (copy, digest, size):
-            parsed = parse_fn(copy, max_bytes=max_bytes, max_chars=max_chars)
+            parsed = parse_fn(copy, max_bytes=max_bytes, max_chars=max_chars, **parse_options)
     except OSError as exc:
         raise ParseFailure(FailureReason.corrupt, storable(f"cannot read file: {exc.strerror or exc}")) from None
     return replace(parsed, sha256=digest, size_bytes=size)

@@ -22,6 +22,16 @@ if ! command -v soffice >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >
      libreoffice-writer-nogui libreoffice-impress-nogui >/dev/null) \
    || echo "setup: LibreOffice could not be installed; DOC/PPT files will fail with unsupported_type" >&2
 fi
+# OCR (images, scanned PDF pages) reads with Tesseract: the tesserocr wheel carries the library,
+# the language models come from Debian. Without them images fail alone with unsupported_type and
+# scanned PDFs with no_extractable_text, each saying what is missing.
+tessdata_found() { ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata /usr/share/tesseract-ocr/*/tessdata/osd.traineddata >/dev/null 2>&1; }
+if ! tessdata_found && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "setup: installing Tesseract's English and orientation models for OCR" >&2
+  (timeout 900 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends \
+     tesseract-ocr-eng tesseract-ocr-osd >/dev/null) \
+   || echo "setup: Tesseract models could not be installed; images and scanned PDF pages will not be OCR'd" >&2
+fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[test]"

@@ -7,6 +7,7 @@ Skipped when ``<repo>/../shared/data`` is absent.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -15,9 +16,11 @@ import pytest
 from ingest.documents import FailureReason, ParsedDocument, ParseFailure
 from ingest.filetypes import HEAD_BYTES, detect_type
 from ingest.parser_pool import ParserPool
+from ingest.ocr import OcrOptions, OcrUnavailable, load_engine
 from ingest.parsing import find_soffice
 
-EXAMPLE_DOCS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "unstructured-example-docs"
+SHARED_DATA = Path(os.environ.get("GROUNDWORK_SHARED_DATA") or Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
+EXAMPLE_DOCS = SHARED_DATA / "unstructured-example-docs"
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,6 +29,14 @@ pytestmark = [
 
 MAX_BYTES = 2_600_000
 TIMEOUT_S = 30.0
+
+
+def _ocr_missing() -> str | None:
+    try:
+        load_engine(OcrOptions())
+    except OcrUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def example_files() -> list[Path]:
@@ -75,7 +86,16 @@ def test_whole_folder_through_the_pool() -> None:
     assert reason("password_protected.xlsx") is FailureReason.encrypted
     assert reason("empty.txt") is FailureReason.empty
     assert reason("fake-text-all-whitespace.txt") is FailureReason.empty
-    assert reason("img/DA-1p.png") is FailureReason.unsupported_type
+    if _ocr_missing() is None:
+        for name in ("img/DA-1p.png", "img/DA-1p.heic", "img/layout-parser-paper-fast.tiff", "pdf/loremipsum-flat.pdf", "picture.pptx"):
+            assert reason(name) is None, name
+            assert outcomes[name].metadata["ocr"]["pages"], name
+        assert len(outcomes["img/DA-1p.png"].text) > 1000
+        for name in ("img/example.jpg", "img/bmp_24.bmp", "test-image-jpg-mime.pptx"):  # a photo, colour fields, a logo
+            assert reason(name) is FailureReason.no_extractable_text, name
+            assert "found no text" in outcomes[name].detail, name
+    else:
+        assert reason("img/DA-1p.png") is FailureReason.unsupported_type
     assert reason("CantinaBand3.wav") is FailureReason.unsupported_type
     assert reason("book-war-and-peace-1225p.txt") is FailureReason.too_large
     assert reason("pdf/copy-protected.pdf") is None  # owner password only: text is readable

@@ -282,18 +282,19 @@ def test_empty_and_whitespace_only_files(tmp_path: Path) -> None:
     assert failure_reason(wide_blank) is FailureReason.empty
 
 
-def test_binary_and_image_files_are_unsupported(tmp_path: Path) -> None:
+def test_binary_files_are_unsupported(tmp_path: Path) -> None:
+    """Images are not among them any more: OCR reads them (tests/ingest/test_ocr.py)."""
     noise = tmp_path / "noise.txt"
     noise.write_bytes(bytes(range(256)) * 8 + os.urandom(2048))
-    png = tmp_path / "scan.pdf.png"
-    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + os.urandom(64))
+    wav = tmp_path / "memo.wav"
+    wav.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64))
     archive = tmp_path / "bundle.docx"
     import zipfile
 
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("readme.txt", "hello")
     assert failure_reason(noise) is FailureReason.unsupported_type
-    assert failure_reason(png) is FailureReason.unsupported_type
+    assert failure_reason(wav) is FailureReason.unsupported_type
     assert failure_reason(archive) is FailureReason.unsupported_type
 
 
