@@ -20,7 +20,7 @@ import msgspec
 import pytest
 from litestar import Litestar, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.testing import TestClient
 
 
@@ -141,7 +141,7 @@ def test_litestar_decodes_json_bodies_through_the_request_class_json():
             return await super().json()
 
     @post("/", sync_to_thread=False)
-    def handler(data: _QueryBody) -> dict:
+    def handler(data: JSONBody[_QueryBody]) -> dict:
         return {"query": data.query}
 
     with TestClient(Litestar([handler], request_class=Checked)) as client:
