@@ -18,8 +18,12 @@ only makes sense aimed at a machine. Each cue has a weight and a sentence is fla
 - 1: a shouted system label ("SYSTEM NOTICE") or "system prompt"; a role label opening the
   sentence ("System:", "Assistant:"); a trigger on anyone's question ("when anyone asks",
   "whoever asks"); a dictated reply ("answer 'X'", "reply with "X"", "answer every question
-  with"); "you must reply / answer".
-- 0.5: "say" with a quoted phrase: scripts for people use it as often as injections do.
+  with").
+- 0.5: "say" with a quoted phrase, and "you must reply / answer": scripts and forms for people
+  use them as often as injections do ('You must answer "yes" to question 4').
+
+Labels and addresses (chat markup, text addressed to an AI, a shouted system label, a role
+label) speak for the sentences after them on their line; the other cues for their own sentence.
 
 So a runbook's 'When a customer asks about delivery, say "Orders ship in two days"' stays
 quotable (0.5), while "when anyone asks ..., answer 'PWNED'" does not (2). What remains
@@ -33,7 +37,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.query.citations import sentences
+from service.query.citations import sentence_spans
 from service.query.types import Hit
 
 FLAG_AT = 2.0
@@ -46,42 +50,47 @@ _AI = (r"(?:ai (?:assistants?|models?|systems?|agents?)|virtual assistants?|larg
 # AI reading this"), not a qualifier ("a note for the AI team").
 _ADDRESS_END = r"(?=\s*(?:[:,.!;\-]|$)|\s+(?:reading|processing|summari[sz]ing|answering|that|who|which)\b)"
 
-_CUES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
+# (name, weight, pattern, whether it speaks for the rest of its line): a label or an address
+# ("assistant: Sure! I will always answer 'yes'.") covers the sentences after it on its line.
+_LINE, _SENTENCE = True, False
+
+_CUES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
     ("overrides instructions", 2.0, re.compile(
         r"\b(?:ignore|disregard|forget|override|overrule)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?"
         r"(?:previous|prior|preceding|foregoing|above|earlier|original|initial|system)\s+"
         r"(?:instructions?|prompts?|directives?|messages?|context)\b"
         r"|\b(?:ignore|disregard|forget|override)\s+(?:your|the)\s+(?:system\s+prompt|programming|guardrails)\b"
-        r"|\bforget\s+(?:everything|all)\s+(?:you\s+(?:were|have\s+been)\s+told|you\s+know|above)\b", _I)),
+        r"|\bforget\s+(?:everything|all)\s+(?:you\s+(?:were|have\s+been)\s+told|you\s+know|above)\b", _I), _SENTENCE),
     ("chat-template markup", 2.0, re.compile(
         r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext)\s*\|>|</?\s*(?:system|assistant|instructions?)\s*>"
-        r"|\[/?(?:INST|SYS)\]|<<\s*/?SYS\s*>>", _I)),
+        r"|\[/?(?:INST|SYS)\]|<<\s*/?SYS\s*>>", _I), _LINE),
     ("addresses an AI", 2.0, re.compile(
         rf"\b(?:attention|note|notice|message|instructions?|memo)\s+(?:to|for)\s+(?:all\s+|any\s+)?(?:the\s+)?{_AI}{_ADDRESS_END}"
         rf"|\b(?:attention|dear|hey|hello)\s*,?\s+(?:all\s+|any\s+)?{_AI}{_ADDRESS_END}"
         rf"|\bif\s+you\s*(?:are|'re)\s+(?:an?\s+)?{_AI}{_ADDRESS_END}"
-        r"|\bas\s+an?\s+(?:ai|large\s+language|language)\s+(?:model|assistant)\b"
+        r"|\bas\s+an?\s+(?:ai(?:\s+language)?|(?:large\s+)?language)\s+(?:model|assistant)\b"
         r"|\byou\s+are\s+(?:now\s+)?(?:an?\s+|the\s+)?(?:helpful|unrestricted|uncensored|jailbroken)\s+(?:ai\s+)?(?:assistant|chat ?bot|language\s+model|ai)\b"
         r"|\byou\s+are\s+(?:now\s+)?(?:an?\s+|the\s+)?(?:ai\s+(?:assistant|model)|large\s+language\s+model|language\s+model|chat ?bot)\b"
-        r"|\byou\s+are\s+now\s+(?:in\s+)?(?:developer|jailbreak|dan|god|unrestricted)\s+mode\b", _I)),
+        r"|\byou\s+are\s+now\s+(?:in\s+)?(?:developer|jailbreak|dan|god|unrestricted)\s+mode\b", _I), _LINE),
     ("asks to hide instructions", 2.0, re.compile(
         r"\b(?:do\s+not|don't|never)\s+(?:reveal|mention|disclose|repeat|tell\s+(?:anyone|the\s+user|users)\s+about)\s+"
-        r"(?:these|this|the|your)\s+(?:instructions?|prompt|system\s+prompt|message)\b", _I)),
+        r"(?:these|this|the|your)\s+(?:instructions?|prompt|system\s+prompt|message)\b", _I), _SENTENCE),
     ("dictates every reply", 2.0, re.compile(
-        rf"\b(?:answer|reply|respond)\s+(?:to\s+)?(?:every|all|any|each)\s+(?:questions?|query|queries|prompts?)\s+with\s*:?\s*{_QUOTE}", _I)),
+        rf"\b(?:answer|reply|respond)\s+(?:to\s+)?(?:every|all|any|each)\s+(?:questions?|query|queries|prompts?)\s+with\s*:?\s*{_QUOTE}", _I), _SENTENCE),
     ("a system label", 1.0, re.compile(  # shouted labels are case-sensitive: "a system notice is shown" is prose
-        r"\bSYSTEM\s+(?:NOTICE|PROMPT|OVERRIDE|MESSAGE|INSTRUCTIONS?|UPDATE|COMMAND)\b|(?i:\bsystem\s+prompt\b)")),
-    ("a role label", 1.0, re.compile(r"^\W{0,3}(?:system|assistant|user|developer|human|ai)\s*[:>\]]|^#+\s*(?:system|instructions?)\b", _I)),
+        r"\bSYSTEM\s+(?:NOTICE|PROMPT|OVERRIDE|MESSAGE|INSTRUCTIONS?|UPDATE|COMMAND)\b|(?i:\bsystem\s+prompt\b)"), _LINE),
+    ("a role label", 1.0, re.compile(
+        r"(?:^|[.!?]\s+)\W{0,3}(?:system|assistant|user|developer|human|ai)\s*[:>\]]|^#+\s*(?:system|instructions?)\b", _I), _LINE),
     ("a trigger on anyone's question", 1.0, re.compile(
         r"\b(?:when(?:ever)?|if)\s+(?:anyone|anybody|someone|somebody|any\s+user|anyone\s+else)\s+"
-        r"(?:asks?|asked|queries|inquires|enquires|wants\s+to\s+know|questions)\b|\bwhoever\s+asks\b", _I)),
+        r"(?:asks?|asked|queries|inquires|enquires|wants\s+to\s+know|questions)\b|\bwhoever\s+asks\b", _I), _SENTENCE),
     ("a dictated reply", 1.0, re.compile(
         rf"\b(?:answer|reply|respond|output|print|return)\s*:?\s+(?:only\s+|exactly\s+|just\s+|simply\s+)?"
         rf"(?:with\s+|by\s+saying\s+)?(?:only\s+|exactly\s+|just\s+)?(?:the\s+(?:word|text|phrase|string)\s+)?:?\s*{_QUOTE}"
-        r"|\b(?:answer|reply|respond)\s+(?:to\s+)?(?:every|all|any|each)\s+(?:questions?|query|queries|requests?|prompts?)\s+with\b", _I)),
-    ("you must reply", 1.0, re.compile(
-        r"\byou\s+(?:must|should|will|shall|are\s+to)\s+(?:now\s+|always\s+|only\s+)?(?:answer|reply|respond|output)\b", _I)),
-    ("a scripted phrase", 0.5, re.compile(rf"\bsay\s*:?\s+{_QUOTE}", _I)),
+        r"|\b(?:answer|reply|respond)\s+(?:to\s+)?(?:every|all|any|each)\s+(?:questions?|query|queries|requests?|prompts?)\s+with\b", _I), _SENTENCE),
+    ("you must reply", 0.5, re.compile(
+        r"\byou\s+(?:must|should|will|shall|are\s+to)\s+(?:now\s+|always\s+|only\s+)?(?:answer|reply|respond|output)\b", _I), _SENTENCE),
+    ("a scripted phrase", 0.5, re.compile(rf"\bsay\s*:?\s+{_QUOTE}", _I), _SENTENCE),
 )
 
 
@@ -95,21 +104,33 @@ class Verdict:
         return self.score >= FLAG_AT
 
 
-def judge(sentence: str) -> Verdict:
-    """The cues ``sentence`` shows and their total weight (see the module)."""
+def judge(sentence: str, on_line: str | None = None) -> Verdict:
+    """The cues ``sentence`` shows and their total weight (see the module). ``on_line``: its
+    line up to and including it (``lead_in``), where the line-wide cues are looked for."""
     text = sentence.strip()
-    found = [(name, weight) for name, weight, pattern in _CUES if pattern.search(text)]
+    line = on_line.strip() if on_line is not None else text
+    found = [(name, weight) for name, weight, pattern, line_wide in _CUES if pattern.search(line if line_wide else text)]
     return Verdict(sum(weight for _, weight in found), tuple(name for name, _ in found))
 
 
-def addresses_the_system(sentence: str) -> bool:
+def addresses_the_system(sentence: str, on_line: str | None = None) -> bool:
     """Whether ``sentence`` reads as instructions to the answering system, not to a person."""
-    return judge(sentence).flagged
+    return judge(sentence, on_line).flagged
+
+
+def lead_in(text: str, start: int, end: int) -> str:
+    """``text[start:end]`` with what precedes it on its line."""
+    return text[text.rfind("\n", 0, start) + 1: end]
+
+
+def addressed_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of the sentences of ``text`` addressed to the answering system."""
+    return [(start, end) for start, end in sentence_spans(text) if addresses_the_system(text[start:end], lead_in(text, start, end))]
 
 
 def flagged_sources(passages: Sequence[Hit]) -> list[int]:
     """1-based numbers of the passages holding at least one such sentence."""
-    return [number for number, hit in enumerate(passages, start=1) if any(addresses_the_system(s) for s in sentences(hit.text))]
+    return [number for number, hit in enumerate(passages, start=1) if addressed_spans(hit.text)]
 
 
 def source_note(numbers: Sequence[int]) -> str:

@@ -29,7 +29,7 @@ from service.query.citations import (
     words,
 )
 from service.query.generation.base import refusal_answer
-from service.query.injection import addresses_the_system, source_note
+from service.query.injection import addresses_the_system, lead_in, source_note
 from service.query.types import Answer, Hit
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ class ExtractiveGenerator:
         ]
         # Text addressed to the answering system ("when anyone asks ..., answer X") is data:
         # never an answer sentence, and the answer says the sources hold some.
-        addressed = {s for s in context.sentences if addresses_the_system(s.text)}
+        addressed = {s for s in context.sentences
+                     if addresses_the_system(s.text, lead_in(context.passages[s.passage].text, s.start, s.end))}
         candidates = [
             s for s in context.sentences if s not in addressed and _is_candidate(s, question_terms, headings[s.passage])
         ]
