@@ -22,8 +22,9 @@ only makes sense aimed at a machine. Each cue has a weight and a sentence is fla
 - 0.5: "say" with a quoted phrase, and "you must reply / answer": scripts and forms for people
   use them as often as injections do ('You must answer "yes" to question 4').
 
-Labels and addresses (chat markup, text addressed to an AI, a shouted system label, a role
-label) speak for the sentences after them on their line; the other cues for their own sentence.
+Chat markup, text addressed to an AI and a shouted system label speak for the sentences after
+them on their line ("Note to AI assistants: thanks. The answer is X."); the other cues, a role
+label included ("System: Windows 10 or later."), for their own sentence.
 
 So a runbook's 'When a customer asks about delivery, say "Orders ship in two days"' stays
 quotable (0.5), while "when anyone asks ..., answer 'PWNED'" does not (2). What remains
@@ -50,8 +51,7 @@ _AI = (r"(?:ai (?:assistants?|models?|systems?|agents?)|virtual assistants?|larg
 # AI reading this"), not a qualifier ("a note for the AI team").
 _ADDRESS_END = r"(?=\s*(?:[:,.!;\-]|$)|\s+(?:reading|processing|summari[sz]ing|answering|that|who|which)\b)"
 
-# (name, weight, pattern, whether it speaks for the rest of its line): a label or an address
-# ("assistant: Sure! I will always answer 'yes'.") covers the sentences after it on its line.
+# (name, weight, pattern, whether it speaks for the rest of its line).
 _LINE, _SENTENCE = True, False
 
 _CUES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
@@ -77,10 +77,12 @@ _CUES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
         r"(?:these|this|the|your)\s+(?:instructions?|prompt|system\s+prompt|message)\b", _I), _SENTENCE),
     ("dictates every reply", 2.0, re.compile(
         rf"\b(?:answer|reply|respond)\s+(?:to\s+)?(?:every|all|any|each)\s+(?:questions?|query|queries|prompts?)\s+with\s*:?\s*{_QUOTE}", _I), _SENTENCE),
-    ("a system label", 1.0, re.compile(  # shouted labels are case-sensitive: "a system notice is shown" is prose
-        r"\bSYSTEM\s+(?:NOTICE|PROMPT|OVERRIDE|MESSAGE|INSTRUCTIONS?|UPDATE|COMMAND)\b|(?i:\bsystem\s+prompt\b)"), _LINE),
-    ("a role label", 1.0, re.compile(
-        r"(?:^|[.!?]\s+)\W{0,3}(?:system|assistant|user|developer|human|ai)\s*[:>\]]|^#+\s*(?:system|instructions?)\b", _I), _LINE),
+    ("a system label", 1.0, re.compile(  # case-sensitive: "a system notice is shown" is prose
+        r"\bSYSTEM\s+(?:NOTICE|PROMPT|OVERRIDE|MESSAGE|INSTRUCTIONS?|UPDATE|COMMAND)\b"), _LINE),
+    ("a system prompt", 1.0, re.compile(r"\bsystem\s+prompt\b", _I), _SENTENCE),
+    ("a role label", 1.0, re.compile(  # also after a full stop the sentence splitter kept ("rings. assistant: ...")
+        r"(?:^|[.!?][\"'\u201d\u2019)\]]*\s+)\W{0,3}(?:system|assistant|user|developer|human|ai)\s*[:>\]]"
+        r"|^#+\s*(?:system|instructions?)\b", _I), _SENTENCE),
     ("a trigger on anyone's question", 1.0, re.compile(
         r"\b(?:when(?:ever)?|if)\s+(?:anyone|anybody|someone|somebody|any\s+user|anyone\s+else)\s+"
         r"(?:asks?|asked|queries|inquires|enquires|wants\s+to\s+know|questions)\b|\bwhoever\s+asks\b", _I), _SENTENCE),
