@@ -7,8 +7,8 @@ detector that flags any sentence showing any cue at all.
 
     python bench/injection_precision.py [--show 10]
 
-Corpora (from ../shared/data, or GROUNDWORK_SHARED_DATA; each is skipped when absent): the
-SciFact abstracts, an 872-page employee handbook (DOCX), a novel full of dialogue, and a
+Corpora (from ../shared/data, or GROUNDWORK_SHARED_DATA; each is skipped when absent, and
+the script exits 2 when none is found): the SciFact abstracts, an 872-page employee handbook (DOCX), a novel full of dialogue, and a
 news-style text.
 """
 
@@ -59,11 +59,15 @@ def main() -> int:
     parser.add_argument("--show", type=int, default=5, help="flagged sentences to print per corpus, for inspection")
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    present = {name: texts for name, (path, texts) in CORPORA.items() if path.exists()}
+    for name, (path, _) in CORPORA.items():
+        if name not in present:
+            print(f"{name}: skipped, {path} not found", file=sys.stderr)
+    if not present:
+        print(f"no corpus found under {SHARED_DATA}; set GROUNDWORK_SHARED_DATA to the shared data folder", file=sys.stderr)
+        return 2
     print(f"{'corpus':40} {'sentences':>10} {'flagged':>8} {'rate':>9}   {'any cue (baseline)':>20}")
-    for name, (path, texts) in CORPORA.items():
-        if not path.exists():
-            print(f"{name:40} skipped: {path} not found")
-            continue
+    for name, texts in present.items():
         total = flagged = any_cue = 0
         shown: list[str] = []
         for text in texts():
