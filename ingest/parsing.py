@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ingest.documents import Element, ElementKind, FailureReason, ParsedDocument, ParseFailure
 from ingest.filetypes import HEAD_BYTES, TEXT_TYPES, decode_text, detect_type, guess_encoding, mime_for
 from ingest.offline import OfflineModelMissing, ensure_offline_nlp, set_offline_environment
-from ingest.pdf_layout import Glyph, Line, find_tables, render_table
+from ingest.pdf_layout import Glyph, Line, find_tables
+from ingest.tables import html_table, render_table
 
 # unstructured is imported lazily below, and must never be imported before this has run.
 set_offline_environment()
@@ -111,28 +112,20 @@ def normalize_text(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def table_text(text_as_html: str | None, fallback: str) -> str:
-    """Render a table as one line per row, cells joined by `` | ``, header row first."""
-    if text_as_html:
-        rows = _table_rows(text_as_html)
-        if rows:
-            return "\n".join(" | ".join(cells) for cells in rows)
-    return normalize_text(fallback)
+def table_text(text_as_html: str | None, fallback: str, caption: str | None = None) -> tuple[str, int]:
+    """A table as text lines (see ``ingest.tables.render_table``), and how many lead lines
+    (caption, merged column header) its pieces repeat when it is split."""
+    table = html_table(text_as_html) if text_as_html else None
+    if table is None or not table.rows:
+        return normalize_text(fallback), 0
+    if caption and not table.caption:
+        table.caption = [caption]
+    text, head_lines = render_table(table)
+    rendered = normalize_text(text)
+    return (rendered, head_lines) if rendered.count("\n") == text.count("\n") else (rendered, 0)
 
 
-def _table_rows(text_as_html: str) -> list[list[str]]:
-    import lxml.html
-
-    try:
-        root = lxml.html.fragment_fromstring(text_as_html, create_parent="div")
-    except Exception:  # lxml raises several unrelated types on junk markup
-        return []
-    rows: list[list[str]] = []
-    for row in root.iter("tr"):
-        cells = [" ".join(cell.text_content().split()) for cell in row if cell.tag in ("td", "th")]
-        if any(cells):
-            rows.append(cells)
-    return rows
+_DEFAULT_SHEET_NAME = re.compile(r"^(sheet|feuil|tabelle|hoja|foglio)\s*\d*$", re.IGNORECASE)
 
 
 _FORMATTED_FIGURE = re.compile(
@@ -174,8 +167,11 @@ def pieces_from_elements(elements: Iterable[Any]) -> list[Piece]:
         if category in _DROPPED_CATEGORIES:
             continue
         metadata = element.metadata
+        head_lines = 1
         if category == "Table":
-            text = table_text(getattr(metadata, "text_as_html", None), element.text or "")
+            sheet = getattr(metadata, "page_name", None)  # a spreadsheet's sheet: its name is the caption
+            caption = sheet if isinstance(sheet, str) and sheet.strip() and not _DEFAULT_SHEET_NAME.match(sheet.strip()) else None
+            text, head_lines = table_text(getattr(metadata, "text_as_html", None), element.text or "", caption)
         else:
             text = normalize_text(element.text or "")
         if not text:
@@ -187,7 +183,7 @@ def pieces_from_elements(elements: Iterable[Any]) -> list[Piece]:
         if kind is ElementKind.heading:
             depth = getattr(metadata, "category_depth", None)
             level = depth + 1 if isinstance(depth, int) and depth >= 0 else 1
-        pieces.append(Piece(kind, text, getattr(metadata, "page_number", None), level))
+        pieces.append(Piece(kind, text, getattr(metadata, "page_number", None), level, head_lines))
     return pieces
 
 
@@ -758,7 +754,7 @@ def page_boxes(boxes: Sequence[Any], height: float, page: int) -> list[PdfBox]:
                 if kept:  # lines of this box above the table come first
                     out.extend(PdfBox(page, text, 1 - box.y1 / height, 1 - box.y0 / height) for text in pdf_box_paragraphs("".join(kept)))
                     kept = []
-                text, head_lines = render_table(tables[t])
+                text, head_lines = render_table(tables[t].table)
                 out.append(PdfBox(page, text, tables[t].top / height, tables[t].bottom / height, head_lines))
         if kept:
             out.extend(PdfBox(page, text, 1 - box.y1 / height, 1 - box.y0 / height) for text in pdf_box_paragraphs("".join(kept)))

@@ -16,9 +16,11 @@ Everything here is pure: the PDF reading lives in ``ingest.parsing``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import median
 from typing import Sequence
+
+from ingest.tables import CURRENCY, Table, TableRow, is_amount
 
 # A gap between two glyphs of a line wider than this many font sizes separates two cells. Word
 # spacing is about a quarter of the font size; figures in neighbouring columns sit further apart.
@@ -33,25 +35,8 @@ RUNNING_HEAD_BAND = 0.07
 CAPTION_MAX_CHARS = 160
 MIN_DATA_ROWS = 2
 
-_CURRENCY = "$€£¥"
-_DASHES = "-–—−"
-_AMOUNT = re.compile(
-    rf"^[{_CURRENCY}]?\s*[(\[]?[{_DASHES}+]?[{_CURRENCY}]?\s*[{_DASHES}]?\s*(\d{{1,3}}(,\d{{3}})+|\d+)?(\.\d+)?\s*(%|x|bps)?[)\]]?\s*%?$",
-    re.IGNORECASE,
-)
-_YEAR = re.compile(r"^(fy\s?)?(19|20)\d\d$", re.IGNORECASE)
-_TRAILING_CURRENCY = re.compile(rf"^(.*\S)\s+([{_CURRENCY}])$")
+_TRAILING_CURRENCY = re.compile(rf"^(.*\S)\s+([{CURRENCY}])$")
 _CONTINUED_LABEL = re.compile(r"(,|\b(and|or|of|the|to|for|in|on|from|by|with|net|less|plus|including|excluding))$", re.IGNORECASE)
-
-
-def is_amount(text: str) -> bool:
-    """A figure as tables print it: ``1,234`` ``(56.7)`` ``$ 12`` ``45%`` ``—`` ``n/a``; not a bare year."""
-    text = text.strip()
-    if not text:
-        return False
-    if text.strip(_DASHES) == "" or text.casefold() in ("n/a", "na", "nm"):
-        return True
-    return any(c.isdigit() for c in text) and bool(_AMOUNT.match(text)) and not _YEAR.match(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,22 +87,13 @@ class Row:
 
 
 @dataclass(slots=True)
-class TableRow:
-    label: str
-    values: list[str]  # one per column, "" where the row has none
+class PageTable:
+    """A table found on a page, where it sits, and the indices of the Lines it took over."""
 
-
-@dataclass(slots=True)
-class Table:
-    """A table found on a page: ``lines`` are the indices of the Lines it took over."""
-
+    table: Table
     top: float
     bottom: float
-    caption: list[str]
-    stub_header: str  # the header above the row labels, e.g. "(In millions)"
-    headers: list[str]  # one per value column
-    rows: list[TableRow]
-    lines: set[int] = field(default_factory=set)
+    lines: set[int]
 
 
 # --- cells and rows ----------------------------------------------------------------------------
@@ -159,12 +135,12 @@ def attach_currency(cells: list[Cell]) -> list[Cell]:
     carry: Cell | None = None
     for cell in cells:
         if carry is not None:
-            if is_amount(cell.text) and cell.text[0] not in _CURRENCY:
+            if is_amount(cell.text) and cell.text[0] not in CURRENCY:
                 cell = Cell(carry.text + cell.text, carry.x0, cell.x1, cell.top, cell.bottom, carry.lines + cell.lines)
             else:
                 out.append(carry)
             carry = None
-        if cell.text in _CURRENCY:
+        if cell.text in CURRENCY:
             carry = cell
             continue
         trailing = _TRAILING_CURRENCY.match(cell.text)
@@ -218,7 +194,7 @@ def _value_start(row: Row) -> float:
     return row.cells[k or 0].x0
 
 
-def find_tables(lines: Sequence[Line], page_height: float | None = None) -> list[Table]:
+def find_tables(lines: Sequence[Line], page_height: float | None = None) -> list[PageTable]:
     """The tables on one page, top to bottom; lines not in any table are left to the caller."""
     cells = [cell for index, line in enumerate(lines) for cell in split_cells(line, index)]
     if not cells:
@@ -226,7 +202,7 @@ def find_tables(lines: Sequence[Line], page_height: float | None = None) -> list
     rows = group_rows(cells)
     line_height = median(row.bottom - row.top for row in rows) or 1.0
     max_gap = ROW_GAP_LINES * line_height
-    tables: list[Table] = []
+    tables: list[PageTable] = []
     taken_until = 0  # rows before this index belong to an earlier table
     k = 0
     while k < len(rows):
@@ -422,7 +398,7 @@ def _header_columns(
 
 def _build(
     rows: list[Row], caption: list[int], header: list[int], body: list[int], value_x0: float, line_height: float
-) -> Table | None:
+) -> PageTable | None:
     columns = _columns(rows, body, value_x0, line_height)
     if not columns:
         return None
@@ -469,36 +445,10 @@ def _build(
     if wrapped:
         table_rows.append(TableRow(wrapped, [""] * len(columns)))
     taken = [*caption, *header, *body]
-    return Table(
-        top=rows[taken[0]].top,
-        bottom=rows[body[-1]].bottom,
+    table = Table(
         caption=[rows[c].cells[0].text for c in caption],
         stub_header=" ".join(stub),
         headers=[" ".join(parts) for parts in headers],
         rows=table_rows,
-        lines={line for t in taken for line in rows[t].lines},
     )
-
-
-# --- text --------------------------------------------------------------------------------------
-
-
-def render_table(table: Table) -> tuple[str, int]:
-    """The table as text lines, and how many leading lines (caption, header) name its columns.
-
-    Each row reads ``label | header: value | ...`` so that a row keeps its label, its figures
-    and what each figure is, even when the table is split across chunks.
-    """
-    head: list[str] = list(table.caption)
-    named = [h for h in table.headers if h]
-    if table.stub_header or named:
-        head.append(" | ".join([table.stub_header, *table.headers]))
-    lines = []
-    for row in table.rows:
-        cells = [row.label] if row.label else []
-        for name, value in zip(table.headers, row.values):
-            if value:
-                cells.append(f"{name}: {value}" if name else value)
-        if cells:
-            lines.append(" | ".join(cells))
-    return "\n".join(head + lines), len(head)
+    return PageTable(table, rows[taken[0]].top, rows[body[-1]].bottom, {line for t in taken for line in rows[t].lines})
