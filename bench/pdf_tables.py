@@ -106,7 +106,7 @@ def recall(pairs: set[tuple[str, str]], units: list[str]) -> tuple[int, int]:
 
 def _pdfminer_pages(path: Path, pages: set[int]):
     from pdfminer.converter import PDFPageAggregator
-    from pdfminer.layout import LAParams, LTFigure, LTTextBox
+    from pdfminer.layout import LAParams, LTFigure, LTLine, LTRect, LTTextBox
     from pdfminer.pdfdocument import PDFDocument
     from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
     from pdfminer.pdfpage import PDFPage
@@ -119,6 +119,13 @@ def _pdfminer_pages(path: Path, pages: set[int]):
             elif isinstance(item, LTFigure):
                 yield from text_boxes(item)
 
+    def graphics(container):
+        for item in container:
+            if isinstance(item, (LTLine, LTRect)):
+                yield item
+            elif isinstance(item, LTFigure):
+                yield from graphics(item)
+
     with path.open("rb") as stream:
         document = PDFDocument(PDFParser(stream))
         resources = PDFResourceManager(caching=True)
@@ -128,16 +135,16 @@ def _pdfminer_pages(path: Path, pages: set[int]):
             if number in pages:
                 interpreter.process_page(page)
                 layout = device.get_result()
-                yield number, list(text_boxes(layout)), layout.height or 1.0
+                yield number, list(text_boxes(layout)), layout.height or 1.0, list(graphics(layout))
 
 
 def run_layout(path: Path, pages: set[int]) -> dict[int, list[str]]:
     from ingest.parsing import page_boxes
 
     out = {}
-    for number, boxes, height in _pdfminer_pages(path, pages):
+    for number, boxes, height, graphics in _pdfminer_pages(path, pages):
         units = []
-        for box in page_boxes(boxes, height, number + 1):
+        for box in page_boxes(boxes, height, number + 1, graphics):
             units.extend(box.text.split("\n") if box.table_head_lines is not None else [box.text])
         out[number] = units
     return out
@@ -146,7 +153,7 @@ def run_layout(path: Path, pages: set[int]) -> dict[int, list[str]]:
 def run_boxes(path: Path, pages: set[int]) -> dict[int, list[str]]:
     from ingest.parsing import pdf_box_paragraphs
 
-    return {number: [p for box in boxes for p in pdf_box_paragraphs(box.get_text())] for number, boxes, _ in _pdfminer_pages(path, pages)}
+    return {number: [p for box in boxes for p in pdf_box_paragraphs(box.get_text())] for number, boxes, _, _ in _pdfminer_pages(path, pages)}
 
 
 def _plumber(strategy: str | None):

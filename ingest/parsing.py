@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ingest.documents import Element, ElementKind, FailureReason, ParsedDocument, ParseFailure
 from ingest.filetypes import HEAD_BYTES, TEXT_TYPES, decode_text, detect_type, guess_encoding, mime_for
 from ingest.offline import OfflineModelMissing, ensure_offline_nlp, set_offline_environment
-from ingest.pdf_layout import Glyph, Line, find_tables
+from ingest.pdf_layout import Glyph, Line, Rule, find_tables
 from ingest.tables import html_table, render_table
 
 # unstructured is imported lazily below, and must never be imported before this has run.
@@ -707,12 +707,12 @@ def drop_running_heads(boxes: list[PdfBox]) -> list[PdfBox]:
     ]
 
 
-def page_boxes(boxes: Sequence[Any], height: float, page: int) -> list[PdfBox]:
+def page_boxes(boxes: Sequence[Any], height: float, page: int, graphics: Sequence[Any] = ()) -> list[PdfBox]:
     """One page's pdfminer text boxes as paragraphs and tables, in pdfminer's reading order.
 
     Lines that ``ingest.pdf_layout`` finds to be part of a table leave their boxes; the table
     takes the place of the first box it drew from. Every other line stays where it was, so no
-    text is lost or repeated.
+    text is lost or repeated. ``graphics`` are the page's lines and rectangles (ruled tables).
     """
     from pdfminer.layout import LTChar, LTTextLineHorizontal
 
@@ -736,7 +736,8 @@ def page_boxes(boxes: Sequence[Any], height: float, page: int) -> list[PdfBox]:
             if sizes:
                 lines.append(Line(b, height - item.y1, height - item.y0, sorted(sizes)[len(sizes) // 2], tuple(glyphs)))
                 owner.append((b, n))
-    tables = find_tables(lines, height)
+    rules = [Rule(g.x0, height - g.y1, g.x1, height - g.y0, bool(getattr(g, "stroke", True))) for g in graphics]
+    tables = find_tables(lines, height, rules)
     taken: dict[tuple[int, int], int] = {}  # (box, line) -> table index
     for t, table in enumerate(tables):
         for index in table.lines:
@@ -772,7 +773,7 @@ class PdfText:
 def _pdf_text(path: Path, max_chars: int) -> PdfText:
     """Text boxes of every page; a page pdfminer chokes on is skipped, not fatal."""
     from pdfminer.converter import PDFPageAggregator
-    from pdfminer.layout import LAParams, LTFigure, LTTextBox
+    from pdfminer.layout import LAParams, LTFigure, LTLine, LTRect, LTTextBox
     from pdfminer.pdfdocument import PDFDocument
     from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
     from pdfminer.pdfpage import PDFPage
@@ -784,6 +785,13 @@ def _pdf_text(path: Path, max_chars: int) -> PdfText:
                 yield item
             elif isinstance(item, LTFigure):
                 yield from text_boxes(item)
+
+    def graphics(container: Any) -> Iterator[Any]:
+        for item in container:
+            if isinstance(item, (LTLine, LTRect)):
+                yield item
+            elif isinstance(item, LTFigure):
+                yield from graphics(item)
 
     class TextOnlyInterpreter(PDFPageInterpreter):
         """Ignores colour spaces: irrelevant to text, and a malformed one fails a whole page."""
@@ -821,7 +829,7 @@ def _pdf_text(path: Path, max_chars: int) -> PdfText:
                 result.failed_pages.append(result.pages)
                 result.error = f"{type(exc).__name__}: {_short(exc)}"
                 continue
-            for box in page_boxes(list(text_boxes(layout)), layout.height or 1.0, result.pages):
+            for box in page_boxes(list(text_boxes(layout)), layout.height or 1.0, result.pages, list(graphics(layout))):
                 result.boxes.append(box)
                 characters += len(box.text) + len(ELEMENT_SEPARATOR)
             if characters > max_chars:

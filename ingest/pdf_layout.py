@@ -16,6 +16,7 @@ Everything here is pure: the PDF reading lives in ``ingest.parsing``.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from statistics import median
 from typing import Sequence
@@ -194,14 +195,34 @@ def _value_start(row: Row) -> float:
     return row.cells[k or 0].x0
 
 
-def find_tables(lines: Sequence[Line], page_height: float | None = None) -> list[PageTable]:
-    """The tables on one page, top to bottom; lines not in any table are left to the caller."""
-    cells = [cell for index, line in enumerate(lines) for cell in split_cells(line, index)]
+def find_tables(lines: Sequence[Line], page_height: float | None = None, rules: Sequence[Rule] = ()) -> list[PageTable]:
+    """The tables on one page, top to bottom; lines not in any table are left to the caller.
+
+    Tables drawn as a grid of ruling lines come first (their cells may hold any text); the
+    figures tables of the remaining lines are then found from alignment alone.
+    """
+    ceiling = RUNNING_HEAD_BAND * page_height if page_height else 0.0
+    ruled = find_ruled_tables(lines, rules, page_height)
+    taken = {index for table in ruled for index in table.lines}
+    cells = [cell for index, line in enumerate(lines) if index not in taken for cell in split_cells(line, index)]
     if not cells:
-        return []
+        return ruled
     rows = group_rows(cells)
     line_height = median(row.bottom - row.top for row in rows) or 1.0
     max_gap = ROW_GAP_LINES * line_height
+    if ruled:  # their captions, then the rest of the page without them
+        for found in ruled:
+            first = next((k for k, row in enumerate(rows) if row.top >= found.top), len(rows))
+            caption = _caption_rows(rows, first, 0, max_gap, lines, found.lines, ceiling, found.top)
+            found.table.caption = [" ".join(cell.text for cell in rows[c].cells) for c in caption]
+            found.lines |= {line for c in caption for line in rows[c].lines}
+            if caption:
+                found.top = rows[caption[0]].top
+        taken = {index for table in ruled for index in table.lines}
+        cells = [cell for cell in cells if not set(cell.lines) & taken]
+        if not cells:
+            return ruled
+        rows = group_rows(cells)
     tables: list[PageTable] = []
     taken_until = 0  # rows before this index belong to an earlier table
     k = 0
@@ -240,14 +261,13 @@ def find_tables(lines: Sequence[Line], page_height: float | None = None) -> list
         body = lead + body
         first = header[0] if header else body[0]
         table_lines = {line for r in (*header, *body) for line in rows[r].lines}
-        ceiling = RUNNING_HEAD_BAND * page_height if page_height else 0.0
         caption = _caption_rows(rows, first, taken_until, max_gap, lines, table_lines, ceiling)
         table = _build(rows, caption, header, body, value_x0, line_height)
         if table is not None:
             tables.append(table)
         taken_until = body[-1] + 1
         k = body[-1] + 1
-    return tables
+    return sorted(ruled + tables, key=lambda table: table.top)
 
 
 def _lead_rows(rows: list[Row], first_body: int, floor: int, value_x0: float, line_height: float, max_gap: float) -> list[int]:
@@ -299,25 +319,26 @@ def _header_rows(
 
 
 def _caption_rows(
-    rows: list[Row], first: int, floor: int, max_gap: float, lines: Sequence[Line], table_lines: set[int], ceiling: float
+    rows: list[Row], first: int, floor: int, max_gap: float, lines: Sequence[Line], table_lines: set[int], ceiling: float,
+    table_top: float | None = None,
 ) -> list[int]:
-    """Title lines right above a table: one cell each, short, without figures, and each the
+    """Title lines right above a table: one or two cells each, short, without figures, and each the
     whole of its text box (with the table), so that a paragraph's last line stays in place. A
     line ending in a colon introduces the table and is the caption's first line."""
     caption: list[int] = []
     k = first - 1
-    below = rows[first]
+    below_top = table_top if table_top is not None else rows[first].top
     while k >= floor and len(caption) < MAX_CAPTION_ROWS:
         row = rows[k]
-        if below.top - row.bottom > max_gap or len(row.cells) != 1:
+        if below_top - row.bottom > max_gap or len(row.cells) > 2:
             break
-        cell = row.cells[0]
-        if cell.amount or len(cell.text) > CAPTION_MAX_CHARS or row.bottom <= ceiling:
+        text = " ".join(cell.text for cell in row.cells)  # "Table 2-1   FUNCTION_USAGE view"
+        if any(cell.amount for cell in row.cells) or len(text) > CAPTION_MAX_CHARS or row.bottom <= ceiling:
             break
         caption.insert(0, k)
-        if cell.text.endswith(":"):
+        if text.endswith(":"):
             break  # "... were as follows:" introduces the table; lines above it belong to the section
-        below = row
+        below_top = row.top
         k -= 1
     return _whole_boxes_only(caption, rows, lines, table_lines, nearest_last=True)
 
@@ -446,9 +467,176 @@ def _build(
         table_rows.append(TableRow(wrapped, [""] * len(columns)))
     taken = [*caption, *header, *body]
     table = Table(
-        caption=[rows[c].cells[0].text for c in caption],
+        caption=[" ".join(cell.text for cell in rows[c].cells) for c in caption],
         stub_header=" ".join(stub),
         headers=[" ".join(parts) for parts in headers],
         rows=table_rows,
     )
     return PageTable(table, rows[taken[0]].top, rows[body[-1]].bottom, {line for t in taken for line in rows[t].lines})
+
+
+# --- ruled tables ----------------------------------------------------------------------------------
+
+RULE_SNAP = 2.0  # points: rules this close are one rule, and meet when they come this close
+MIN_RULE_LENGTH = 4.0
+MAX_RULE_THICKNESS = 2.5
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A ruling line or a rectangle, in page coordinates with ``top`` downwards. Only a stroked
+    rectangle's outline rules anything: a filled one is a background (row shading) unless it is
+    thin enough to be a line itself."""
+
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+    stroked: bool = True
+
+
+def rule_segments(rules: Sequence[Rule]) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+    """Horizontal (y, x0, x1) and vertical (x, top, bottom) segments, rectangles as four edges."""
+    horizontal: list[tuple[float, float, float]] = []
+    vertical: list[tuple[float, float, float]] = []
+    for r in rules:
+        width, height = r.x1 - r.x0, r.bottom - r.top
+        if height <= MAX_RULE_THICKNESS and width >= MIN_RULE_LENGTH:
+            horizontal.append(((r.top + r.bottom) / 2, r.x0, r.x1))
+        elif width <= MAX_RULE_THICKNESS and height >= MIN_RULE_LENGTH:
+            vertical.append(((r.x0 + r.x1) / 2, r.top, r.bottom))
+        elif r.stroked and width >= MIN_RULE_LENGTH and height >= MIN_RULE_LENGTH:
+            horizontal += [(r.top, r.x0, r.x1), (r.bottom, r.x0, r.x1)]
+            vertical += [(r.x0, r.top, r.bottom), (r.x1, r.top, r.bottom)]
+    return _merge_segments(horizontal), _merge_segments(vertical)
+
+
+def _merge_segments(segments: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    """Collinear segments that touch or overlap become one."""
+    merged: list[list[float]] = []
+    for at, start, end in sorted(segments):
+        joined = False
+        for seg in reversed(merged):
+            if at - seg[0] > RULE_SNAP:
+                break
+            if start <= seg[2] + RULE_SNAP and end >= seg[1] - RULE_SNAP:
+                seg[1], seg[2] = min(seg[1], start), max(seg[2], end)
+                joined = True
+                break
+        if not joined:
+            merged.append([at, start, end])
+    return [(a, b, c) for a, b, c in merged]
+
+
+def find_ruled_tables(lines: Sequence[Line], rules: Sequence[Rule], page_height: float | None = None) -> list[PageTable]:
+    """Tables drawn as grids: at least two columns and two rows of ruled cells holding text.
+
+    Connected horizontal and vertical rules make a grid; a missing inner rule merges the cells
+    on either side of it. Each glyph goes to the cell under its centre, so text that pdfminer
+    joined across a rule is split again. The first row names the columns unless it holds figures.
+    """
+    horizontal, vertical = rule_segments(rules)
+    if len(horizontal) < 2 or len(vertical) < 3:
+        return []
+    tables = []
+    for hs, vs in _grids(horizontal, vertical):
+        table = _ruled_table(lines, hs, vs, page_height)
+        if table is not None:
+            tables.append(table)
+    return tables
+
+
+def _meets(h: tuple[float, float, float], v: tuple[float, float, float]) -> bool:
+    return h[1] - RULE_SNAP <= v[0] <= h[2] + RULE_SNAP and v[1] - RULE_SNAP <= h[0] <= v[2] + RULE_SNAP
+
+
+def _grids(horizontal, vertical):
+    """Groups of rules connected by crossings, with at least 2 horizontal and 3 vertical ones."""
+    parent = list(range(len(horizontal) + len(vertical)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, h in enumerate(horizontal):
+        for b, v in enumerate(vertical):
+            if _meets(h, v):
+                parent[root(a)] = root(len(horizontal) + b)
+    groups: dict[int, tuple[list, list]] = {}
+    for a, h in enumerate(horizontal):
+        groups.setdefault(root(a), ([], []))[0].append(h)
+    for b, v in enumerate(vertical):
+        groups.setdefault(root(len(horizontal) + b), ([], []))[1].append(v)
+    return [(hs, vs) for hs, vs in groups.values() if len(hs) >= 2 and len(vs) >= 3]
+
+
+def _positions(values: list[float]) -> list[float]:
+    out: list[float] = []
+    for value in sorted(values):
+        if not out or value - out[-1] > RULE_SNAP:
+            out.append(value)
+    return out
+
+
+def _covered(segments, at: float, start: float, end: float) -> bool:
+    """Whether a rule at ``at`` runs along the middle of ``start..end``."""
+    middle = (start + end) / 2
+    return any(abs(seg[0] - at) <= RULE_SNAP and seg[1] - RULE_SNAP <= middle <= seg[2] + RULE_SNAP for seg in segments)
+
+
+def _ruled_table(lines: Sequence[Line], hs, vs, page_height: float | None) -> PageTable | None:
+    xs = _positions([v[0] for v in vs])
+    ys = _positions([h[0] for h in hs])
+    if len(xs) < 3 or len(ys) < 2:
+        return None
+    left, right, top, bottom = xs[0], xs[-1], ys[0], ys[-1]
+    n_rows, n_cols = len(ys) - 1, len(xs) - 1
+    # owner[r][c]: the top-left elementary cell of the merged cell that (r, c) belongs to
+    owner = [[(r, c) for c in range(n_cols)] for r in range(n_rows)]
+    for r in range(n_rows):
+        for c in range(1, n_cols):
+            if not _covered(vs, xs[c], ys[r], ys[r + 1]):
+                owner[r][c] = owner[r][c - 1]
+    for r in range(1, n_rows):
+        for c in range(n_cols):
+            if not _covered(hs, ys[r], xs[c], xs[c + 1]) and owner[r][c] == (r, c):
+                owner[r][c] = owner[r - 1][c]
+    texts: dict[tuple[int, int], list[tuple[float, float, str]]] = {}
+    taken: set[int] = set()
+    for index, line in enumerate(lines):
+        centre_y = (line.top + line.bottom) / 2
+        if not top <= centre_y <= bottom:
+            continue
+        inside = [g for g in line.glyphs if left <= (g.x0 + g.x1) / 2 <= right]
+        if not inside or len(inside) < len([g for g in line.glyphs if g.text.strip()]) / 2:
+            continue
+        taken.add(index)
+        r = min(max(bisect_right(ys, centre_y) - 1, 0), n_rows - 1)
+        for glyph in line.glyphs:
+            c = min(max(bisect_right(xs, (glyph.x0 + glyph.x1) / 2) - 1, 0), n_cols - 1)
+            texts.setdefault(owner[r][c], []).append((line.top, glyph.x0, glyph.text))
+    if not taken:
+        return None
+    grid = [["" for _ in range(n_cols)] for _ in range(n_rows)]
+    for (r, c), glyphs in texts.items():
+        by_line: dict[float, list[tuple[float, str]]] = {}
+        for line_top, x0, text in glyphs:
+            by_line.setdefault(line_top, []).append((x0, text))
+        grid[r][c] = " ".join(
+            " ".join("".join(text for _, text in sorted(parts)).split()) for _, parts in sorted(by_line.items())
+        ).strip()
+    grid = [row for row in grid if any(row)]
+    keep = [c for c in range(n_cols) if any(row[c] for row in grid)]
+    grid = [[row[c] for c in keep] for row in grid]
+    if len(keep) < 2 or sum(1 for row in grid if sum(1 for cell in row if cell) >= 2) < 2:
+        return None  # a box around text, or a one-column frame: not a table
+    values = [cell for row in grid for cell in row[1:] if cell]
+    figures = [cell for cell in values if all(is_amount(token) for token in cell.split())]
+    if sum(any(is_amount(cell) for cell in row[1:]) for row in grid) * 2 > len(grid) or len(figures) * 2 > len(values):
+        return None  # a table of figures: alignment finds its caption, header rows and wrapped labels too
+    header_rows = 1 if not any(is_amount(cell) for cell in grid[0][1:]) else 0
+    header = grid[0] if header_rows else [""] * len(keep)
+    table = Table([], header[0], header[1:], [TableRow(row[0], row[1:]) for row in grid[header_rows:]])
+    return PageTable(table, top, bottom, taken)

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ingest import pdf_layout
 from ingest.chunking import chunk_document
 from ingest.documents import ElementKind, ParsedDocument
 from ingest.parsing import looks_like_heading, parse_file
@@ -143,6 +144,53 @@ def test_split_table_pieces_repeat_caption_and_header(tmp_path: Path) -> None:
         assert piece.context == head, "every later piece repeats the caption and the header"
         body = document.text[piece.start : piece.end]
         assert all(" | " in line for line in body.split("\n")), "pieces hold whole rows"
+
+
+def make_ruled_text_table(path: Path) -> Path:
+    """A grid of ruling lines around text cells, as manuals draw them, with its title above."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format="letter")
+    pdf.set_auto_page_break(False)
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    pdf.set_xy(50, 60)
+    pdf.multi_cell(500, 13, "The view has one row per user and function, described below.")
+    pdf.text(50, 110, "Table 2-1   Columns of the usage view")
+    rows = [("Column name", "Data type", "Description"), ("FUNCTION_ID", "VARCHAR(30)", "ID of the function."),
+            ("USER_NAME", "VARCHAR(10)", "Name of the user profile that has a usage setting."), ("USAGE", "VARCHAR(7)", "Allowed or denied.")]
+    xs, top, height = (50, 160, 260, 540), 120, 22
+    for r, cells in enumerate(rows):
+        for x, text in zip(xs, cells):
+            pdf.text(x + 4, top + r * height + 15, text)
+    for r in range(len(rows) + 1):
+        pdf.line(xs[0], top + r * height, xs[-1], top + r * height)
+    for x in xs:
+        pdf.line(x, top, x, top + len(rows) * height)
+    pdf.set_xy(50, top + len(rows) * height + 20)
+    pdf.multi_cell(500, 13, "Query the view to see who may administer access rules.")
+    pdf.output(str(path))
+    return path
+
+
+def test_ruled_text_table_keeps_rows_header_and_title(tmp_path: Path) -> None:
+    document = parse(make_ruled_text_table(tmp_path / "manual.pdf"))
+    table, head_lines = the_table(document)
+    lines = table.split("\n")
+    assert lines[0] == "Table 2-1 Columns of the usage view" and head_lines == 2
+    assert [cell.strip() for cell in lines[1].split("|")] == ["Column name", "Data type", "Description"]
+    user = row(table, "USER_NAME")
+    assert "VARCHAR(10)" in user and user.endswith("Name of the user profile that has a usage setting.")
+    text = " ".join(document.text.split())
+    assert text.count("Query the view to see who may administer access rules.") == 1
+
+
+def test_rules_that_touch_merge_and_parallel_rules_stay_apart() -> None:
+    rules = [pdf_layout.Rule(10, 100, 60, 101), pdf_layout.Rule(60, 100, 120, 101), pdf_layout.Rule(10, 130, 120, 131),
+             pdf_layout.Rule(10, 100, 11, 131)]
+    horizontal, vertical = pdf_layout.rule_segments(rules)
+    assert [(round(y), x0, x1) for y, x0, x1 in horizontal] == [(100, 10, 120), (130, 10, 120)]
+    assert len(vertical) == 1
 
 
 def test_value_cell_row_labels_never_become_headings(tmp_path: Path) -> None:
