@@ -248,6 +248,32 @@ def test_render_names_each_value() -> None:
     assert "Cash" in lines[2] and lines[2].index("$1") < lines[2].index("$2") and lines[3] == "Assets:"
 
 
+words = st.sampled_from(["Revenue", "Total", "net", "(In millions)", "2023", "$", "1,234", "(56)", "—", "12.5%", "Note", "a"])
+page_lines = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # box
+        st.integers(0, 40),  # row slot
+        st.lists(st.tuples(st.integers(0, 100), words), min_size=1, max_size=5),  # cells at x slots
+    ),
+    max_size=40,
+)
+
+
+@given(page_lines)
+def test_tables_take_disjoint_lines_and_render_their_rows(spec) -> None:
+    lines = [line(box, 50 + 12 * slot, *[(30 + 5 * x, text) for x, text in cells]) for box, slot, cells in spec]
+    tables = find_tables(lines, 800.0)
+    seen: set[int] = set()
+    for found in tables:
+        assert found.lines and not found.lines & seen, "a line belongs to one table at most"
+        assert all(0 <= index < len(lines) for index in found.lines)
+        seen |= found.lines
+        text, head_lines = render_table(found.table)
+        assert 0 <= head_lines <= len(text.split("\n"))
+        assert all(len(row.values) == len(found.table.headers) for row in found.table.rows)
+    assert [t.top for t in tables] == sorted(t.top for t in tables)
+
+
 @pytest.mark.parametrize("text", ["1,234", "(56.7)", "$ 12", "45%", "—", "(1,577)", "$(7)", "12.5 %", "n/a"])
 def test_figures_are_amounts(text: str) -> None:
     assert is_amount(text)
