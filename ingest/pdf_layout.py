@@ -1,4 +1,4 @@
-"""Tables on born-digital PDF pages, found from where the words sit (no model, no ruling lines).
+"""Tables on born-digital PDF pages, found from where the words and rules sit (no model).
 
 pdfminer groups a page's characters into text lines and boxes by proximity, which suits prose
 but takes a financial table apart column by column: the row labels end up in one box and each
@@ -8,7 +8,8 @@ cells hold figures to the right of a label becomes a table: its value columns co
 figures line up, its column headers from the rows above the first figures (several header rows,
 such as "Three Months Ended" over "July 30, 2023", merge into one name per column), and its
 caption from the title lines just above. SEC filings rarely rule their tables, so alignment is
-what is left to go on.
+what is left to go on. Tables that are drawn as a grid (manuals, forms) are read from their
+rules first, since their cells may hold text rather than figures.
 
 Everything here is pure: the PDF reading lives in ``ingest.parsing``.
 """
