@@ -26,8 +26,9 @@ from sqlmodel import Session
 
 from index.models import DocumentStatus, IngestJob, IngestJobFile, JobStatus, utcnow
 from index.settings import Settings
-from index.store import DocumentWrite, NewChunk, Store
+from index.store import DocumentWrite, NewChunk, Store, chunk_prefix
 from ingest.chunking import ChunkSpan, chunk_document
+from ingest.doc_context import DocumentContext, derive_context
 from ingest.documents import FailureReason, ParsedDocument, ParseFailure
 from ingest.embedder import Embedder
 from ingest.tokens import TokenCounter
@@ -99,19 +100,33 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return list(seen)
 
 
-def embedding_text(title: str | None, heading_path: Sequence[str], context: str, text: str, tokens: TokenCounter, prefix_budget: int) -> str:
+def embedding_text(
+    title: str | None, heading_path: Sequence[str], context: str, text: str, tokens: TokenCounter, prefix_budget: int,
+    document_context: str | None = None,
+) -> str:
     """The chunk as the embedder sees it: a bounded prefix saying where it sits, then its text.
 
-    The prefix is cut to ``prefix_budget`` tokens so prefix + chunk never exceeds the model's
+    The prefix (``index.store.chunk_prefix``: document context › heading path, then the chunk's
+    own context) is cut to ``prefix_budget`` tokens so prefix + chunk never exceeds the model's
     sequence length (the chunker budgets the chunk itself): nothing is truncated silently.
     """
-    prefix = "\n".join(p for p in (title or "", " > ".join(heading_path), context) if p)
+    prefix = chunk_prefix(title, document_context, heading_path, context)
     if not prefix or prefix_budget <= 0:
         return text
     spans = tokens.token_spans(prefix)
     if len(spans) > prefix_budget:
         prefix = prefix[: spans[prefix_budget - 1][1]]
     return f"{prefix}\n{text}"
+
+
+def describe(parsed: ParsedDocument, source: str, settings: Settings) -> DocumentContext:
+    """The document's title and context line; a failure here costs the context, never the file."""
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        return derive_context(parsed, name, parsed.metadata, max_chars=settings.document_context_chars)
+    except Exception:  # a bug in a heuristic must not fail an ingest
+        log.exception("document context failed for %s", source)
+        return DocumentContext(parsed.title, "")
 
 
 def chunk_budget(settings: Settings, embedder: Embedder) -> int:
@@ -128,6 +143,7 @@ class _Pending:
     sha256: str
     size: int
     parsed: ParsedDocument
+    described: DocumentContext
     spans: list[ChunkSpan]
     texts: list[str]  # embedding texts
 
@@ -265,7 +281,8 @@ class IngestRunner:
             existing = self.store.find_document(collection, source)
             if existing is not None and existing.sha256 == digest and (
                 existing.status == DocumentStatus.failed
-                or existing.embedding_fingerprint == self.embedder.fingerprint
+                # A NULL context: indexed before documents had one; derive it and re-embed.
+                or (existing.embedding_fingerprint == self.embedder.fingerprint and existing.context is not None)
             ):
                 if sorted(set(groups)) != list(existing.groups) or (metadata and metadata != existing.doc_metadata):
                     self.store.update_document(existing.id, groups=groups, metadata=metadata or None)
@@ -306,11 +323,13 @@ class IngestRunner:
                 if not spans:
                     self._fail(summary, collection, source, digest, size, ParseFailure(FailureReason.no_extractable_text, "no text to index after parsing"), groups, metadata, bar)
                     continue
+                described = describe(outcome, source, self.settings)
                 texts = [
-                    embedding_text(outcome.title, s.heading_path, s.context, outcome.text[s.start : s.end], self.tokens, self.settings.chunk_prefix_tokens)
+                    embedding_text(described.title, s.heading_path, s.context, outcome.text[s.start : s.end], self.tokens,
+                                   self.settings.chunk_prefix_tokens, described.context)
                     for s in spans
                 ]
-                pending.append(_Pending(path, source, digest, size, outcome, spans, texts))
+                pending.append(_Pending(path, source, digest, size, outcome, described, spans, texts))
                 pending_chunks += len(spans)
                 if pending_chunks >= flush_at:
                     chunk_total += self._flush(pending, summary, collection, groups, metadata, bar)
@@ -349,10 +368,10 @@ class IngestRunner:
             ]
             doc_id, outcome = self.store.put_document(
                 DocumentWrite(
-                    collection=collection, source=item.source, sha256=item.sha256, title=item.parsed.title or Path(item.source).name,
+                    collection=collection, source=item.source, sha256=item.sha256, title=item.described.title or Path(item.source).name,
                     mime_type=item.parsed.mime_type, text=item.parsed.text, size_bytes=item.size, groups=groups,
                     metadata={**item.parsed.metadata, **metadata}, chunks=chunks, embeddings=np.asarray(doc_vectors, dtype=np.float32),
-                    embedding_fingerprint=self.embedder.fingerprint,
+                    embedding_fingerprint=self.embedder.fingerprint, context=item.described.context,
                 )
             )
             written += n

@@ -58,7 +58,7 @@ def test_embeddings_round_trip_without_reembedding(store):
     assert (first.pages, first.heading_path, sorted(first.groups), first.collection) == ([1], ["Intro"], ["eng", "hr"], "default")
     rows = [r for batch in store.iter_chunks_for_index(batch=2) for r in batch]
     assert [r[2].split("\n")[-1] for r in rows] == ["alpha", "beta", "gamma"]
-    assert rows[0][2].startswith("Title\nIntro")
+    assert rows[0][2].startswith("Title › Intro\n")
 
 
 def test_chunk_records_sqlite_fast_path_matches_the_core_statement(tmp_path):

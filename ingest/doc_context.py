@@ -1,0 +1,347 @@
+"""Say which document a chunk comes from: a title and one short context line per document (pure).
+
+A passage such as "Total net sales ... 26,974" is useless as evidence without knowing whose
+figures they are, and nothing in the passage says so: the company, the form and the period are
+on the cover page, in the file's metadata or in its name. ``derive_context`` collects them from,
+in order of trust:
+
+- the cover page: a filing's registrant name ("... (Exact name of registrant as specified in its
+  charter)"), its form ("FORM 10-Q") and period ("For the quarterly period ended ..."), a press
+  release's exchange ticker ("(NYSE: MGM)"), labelled dates and versions ("Effective date:",
+  "Version 2.1") and a date in the first lines of any document;
+- the metadata title, unless it is a placeholder (an accession number, a file name);
+- the document's first heading;
+- the file name, last, when it adds words the rest lacks ("2023 Q2 NVDA", "AMCOR_2023Q2_10Q").
+
+The context line starts with what names the document (registrant, else title) and adds each
+further part only when it brings words not already there, so a document whose only context is
+its title gets an empty line and is indexed exactly as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+from ingest.documents import ElementKind, ParsedDocument
+
+SEPARATOR = " · "
+COVER_PAGES = 2
+"""Pages read for cover information (registrant, form, period): a filing's cover and the page after."""
+COVER_CHARS = 12_000
+"""Characters read when the document has no pages, and the cap when it has."""
+FIRST_LINES = 6
+"""Short leading elements searched for an unlabelled date (a memo's or slide deck's date line)."""
+MAX_TITLE_CHARS = 200
+FORM_CHARS = 1_500
+"""A form name counts only this near the top: a filing's cover puts it under the regulator's name."""
+
+_MONTHS = (
+    "January|February|March|April|May|June|July|August|September|October|November|December"
+    "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
+)
+# "July 30, 2023", "30 July 2023", "2023-07-30", "07/30/2023": the forms people write dates in.
+_DATE = (
+    rf"(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\s*,?\s*(?:19|20)\d\d"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+(?:19|20)\d\d"
+    rf"|(?:19|20)\d\d-[01]?\d-[0-3]?\d"
+    rf"|[01]?\d/[0-3]?\d/(?:19|20)\d\d"
+    rf"|(?:{_MONTHS})\.?\s+(?:19|20)\d\d)"
+)
+_DATE_RE = re.compile(_DATE, re.IGNORECASE)
+_YEAR_RE = re.compile(r"(?:19|20)\d\d")
+
+# SEC and similar regulator forms; "FORM 10-K" on a cover, also written "Form10-K".
+_FORM_RE = re.compile(
+    r"(?<![^\W\d_])FORM\s*((?:10-K(?:405|T)?|10-Q(?:T)?|8-K|6-K|20-F|40-F|11-K|S-1|S-3|S-4|F-1|N-CSR|DEF\s*14A)(?:/A)?)(?![\w-])",
+    re.IGNORECASE,
+)
+_PERIOD_RE = re.compile(
+    rf"(?<![^\W\d_])for\s*the\s*(fiscal\s*year|year|quarterly\s*period|quarter|period|six\s*months|nine\s*months|three\s*months)\s*ended\s*[:,]?\s*({_DATE})",
+    re.IGNORECASE,
+)
+_REPORT_DATE_RE = re.compile(
+    rf"(?<![^\W\d_])date\s*of\s*report\s*(?:\(\s*date\s*of\s*earliest\s*event\s*reported\s*\))?\s*:?\s*({_DATE})",
+    re.IGNORECASE,
+)
+_REGISTRANT_RE = re.compile(r"\(\s*exact\s*name\s*of\s*(?:the\s*)?registrant", re.IGNORECASE)
+_FILE_NUMBER_RE = re.compile(r"commission\s*file\s*(?:no\.?|number)\s*:?\s*[\d-]+\.?", re.IGNORECASE)
+_TICKER_RE = re.compile(
+    r"\(\s*(?:NYSE|NASDAQ|Nasdaq|NYSE\s+American|AMEX|LSE|ASX|TSX|Euronext)(?:\s*:\s*|\s+)([A-Z][A-Z.]{0,5})\s*\)"
+)
+_LABELLED_DATE_RE = re.compile(
+    rf"\b(effective(?:\s+date)?|last\s+(?:updated|revised|reviewed)|updated|revised|issued|published|approved"
+    rf"|as\s+of|dated?)\s*(?:on|:|-)?\s*({_DATE})",
+    re.IGNORECASE,
+)
+_VERSION_RE = re.compile(r"\b(?:version|revision|rev\.)\s*:?\s*(v?\d+(?:\.\d+){0,3}[a-z]?)\b", re.IGNORECASE)
+_SEPARATOR_RUN = re.compile(r"_{3,}|-{3,}|={3,}|\*{3,}|\.{4,}")
+
+# Metadata titles that name nothing: SEC accession numbers, bare numbers and codes, file names,
+# tool defaults.
+_PLACEHOLDER_TITLE = re.compile(
+    r"^(?:[\W\d_]+|untitled\b.*|document\d*|title|slide \d+|(?:microsoft )?(?:word|powerpoint|excel)\b.*"
+    r"|.*\.(?:docx?|pptx?|xlsx?|pdf|odt|rtf|txt|html?|xml|csv|indd|dotx?|potx?)|[a-z]{2,5}-\d{8}(?:x\d+)?(?:_\w+)?)$",
+    re.IGNORECASE,
+)
+# File names that say nothing about the content: scanner and download defaults, hashes, numbers.
+_PLACEHOLDER_NAME = re.compile(
+    r"^(?:[\W\d_]+|[0-9a-f]{16,}|[0-9a-f-]{32,}|(?:scan|img|image|dsc|doc|document|download|file|untitled|copy|new)[\W_]*\d*)$",
+    re.IGNORECASE,
+)
+_WORD_RE = re.compile(r"[^\W_]+")
+_LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+_LOWER_UPPER = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_COMPANY_WORDS = re.compile(r"\b(?:inc|corp|corporation|company|co|plc|ltd|llc|sa|ag|nv|group|holdings|incorporated)\b\.?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DocumentContext:
+    """What a document is: ``title`` for display, ``context`` for every chunk's prefix."""
+
+    title: str | None
+    context: str
+
+
+def derive_context(
+    doc: ParsedDocument, file_name: str, metadata: Mapping[str, Any] | None = None, *, max_chars: int = 160
+) -> DocumentContext:
+    """The document's title and context line (at most ``max_chars``; empty when the title says it all).
+
+    Never raises on odd input: a document whose cover yields nothing falls back to its
+    metadata title, its first heading, then its file name.
+    """
+    max_chars = max(0, int(max_chars))
+    metadata = metadata or {}
+    cover = _cover_text(doc)
+    lines = [line for line in cover.split("\n") if line]
+
+    registrant = _registrant(lines)
+    meta_title = _clean(doc.title) if doc.title else None
+    if meta_title and _PLACEHOLDER_TITLE.match(meta_title):
+        meta_title = None
+    heading = _first_heading(doc)
+    name = _file_label(file_name)
+    form = _form(cover)
+    period = _period(cover)
+    dated = None if period else _dated(cover, lines)
+    version = _version(cover)
+    ticker = _ticker(cover)
+
+    # A filing's first heading is the regulator's letterhead: its registrant names it better.
+    registrant_title = SEPARATOR.join(p for p in (registrant, f"Form {form}" if form else None) if p) if registrant else None
+    title = _clip(meta_title or registrant_title or heading or name or _clean(file_name), MAX_TITLE_CHARS)
+
+    parts = [registrant or title, f"Form {form}" if form else None, period, dated, version, ticker,
+             title if registrant else None, name]
+    context = _join_new_words([p for p in parts if p], max_chars)
+    if context == (title or "") or not context:
+        context = ""
+    return DocumentContext(title=title or None, context=context)
+
+
+def document_line(title: str | None, context: str | None) -> str:
+    """The line that names a document in a chunk's prefix: its context line, else its title."""
+    return (context or title or "").strip()
+
+
+# --- cover reading ----------------------------------------------------------------------------
+def _cover_text(doc: ParsedDocument) -> str:
+    """The first pages' elements, whitespace collapsed, one element a line."""
+    pieces: list[str] = []
+    total = 0
+    paged = any(e.page is not None for e in doc.elements)
+    for element in sorted(doc.elements, key=lambda e: (e.start, e.end)):
+        if paged and element.page is not None and element.page > COVER_PAGES:
+            break
+        piece = " ".join(doc.text[max(0, element.start) : max(0, element.end)].split())
+        if not piece:
+            continue
+        pieces.append(piece)
+        total += len(piece) + 1
+        if total >= COVER_CHARS:
+            break
+    if not pieces and doc.text:
+        pieces = [" ".join(line.split()) for line in doc.text[:COVER_CHARS].splitlines()]
+    return "\n".join(p for p in pieces if p)[:COVER_CHARS]
+
+
+def _registrant(lines: list[str]) -> str | None:
+    """The name a filing's cover gives right before "(Exact name of registrant ...)", or right
+    after "Commission file number ..." when the cover has no such label."""
+    for i, line in enumerate(lines):
+        match = _REGISTRANT_RE.search(line)
+        if match is None:
+            continue
+        before = line[: match.start()]
+        candidate = _last_segment(before)
+        if not candidate and i > 0:
+            candidate = _last_segment(lines[i - 1])
+        if candidate:
+            return candidate
+    for i, line in enumerate(lines):
+        match = _FILE_NUMBER_RE.search(line)
+        if match is None:
+            continue
+        after = _SEPARATOR_RUN.split(line[match.end() :])
+        candidate = _name_like(after[0] if after else "")
+        if not candidate and i + 1 < len(lines):
+            candidate = _name_like(_SEPARATOR_RUN.split(lines[i + 1])[0])
+        if candidate:
+            return candidate
+    return None
+
+
+def _last_segment(text: str) -> str | None:
+    """The last name-like stretch of ``text``: after separator runs, a file number, a date."""
+    text = _SEPARATOR_RUN.split(text)[-1]
+    cut = max((m.end() for m in _FILE_NUMBER_RE.finditer(text)), default=0)
+    cut = max([cut, *(m.end() for m in _DATE_RE.finditer(text))])
+    text = text[cut:]
+    text = re.sub(r"^[\s\W]*\(\s*[^)]*\)", "", text)  # a trailing "(June 30, 2022)" of a date line
+    return _name_like(text)
+
+
+def _name_like(text: str) -> str | None:
+    text = " ".join(text.split()).strip(" ,;:-–—()")
+    text = re.sub(r"\s+([.,])", r"\1", text)  # "NIKE, Inc ." as extracted
+    if not (2 <= len(text) <= 80) or not re.search(r"[^\W\d_]{2}", text):
+        return None
+    if re.match(r"(?i)(?:state|address|telephone|i\.?r\.?s\.?|commission|securities|indicate|\(|washington)\b", text):
+        return None
+    return text
+
+
+def _form(cover: str) -> str | None:
+    """The form a cover declares at its top; a form merely mentioned further down (a press
+    release citing its 10-Q) is not this document's."""
+    match = _FORM_RE.search(cover[:FORM_CHARS])
+    return re.sub(r"\s+", " ", match.group(1)).upper() if match else None
+
+
+def _period(cover: str) -> str | None:
+    match = _PERIOD_RE.search(cover)
+    if match is not None:
+        kind = " ".join(match.group(1).lower().split())
+        date = _tidy_date(match.group(2))
+        label = f"{kind} ended {date}"
+        year = _YEAR_RE.search(date)
+        if kind in ("fiscal year", "year") and year:
+            label += f" (FY{year.group(0)})"
+        return label
+    match = _REPORT_DATE_RE.search(cover)
+    if match is not None:
+        return f"dated {_tidy_date(match.group(1))}"
+    return None
+
+
+def _dated(cover: str, lines: list[str]) -> str | None:
+    """A labelled date anywhere on the cover, else a date on one of the first short lines."""
+    match = _LABELLED_DATE_RE.search(cover)
+    if match is not None:
+        label = " ".join(match.group(1).split()).lower()
+        return f"{label} {_tidy_date(match.group(2))}"
+    for line in lines[:FIRST_LINES]:
+        if len(line) > 160:
+            continue
+        found = _DATE_RE.search(line)
+        if found is not None:
+            return _tidy_date(found.group(0))
+    return None
+
+
+def _version(cover: str) -> str | None:
+    match = _VERSION_RE.search(cover[:4000])
+    return f"version {match.group(1).lstrip('vV')}" if match else None
+
+
+def _ticker(cover: str) -> str | None:
+    match = _TICKER_RE.search(cover)
+    return match.group(1).rstrip(".") if match else None
+
+
+def _first_heading(doc: ParsedDocument) -> str | None:
+    """The first title or heading element, when it reads like a name (not a boilerplate line)."""
+    for element in sorted(doc.elements, key=lambda e: (e.start, e.end))[:40]:
+        if element.kind not in (ElementKind.title, ElementKind.heading):
+            continue
+        text = _clean(doc.text[max(0, element.start) : max(0, element.end)])
+        if not text or len(text) > MAX_TITLE_CHARS or _PLACEHOLDER_TITLE.match(text):
+            continue
+        if _DATE_RE.fullmatch(text.strip(" .,")):
+            continue  # a date line: it is picked up as the date, it does not name the document
+        if re.match(r"(?i)(?:table of contents|contents|index|for immediate release|exhibit\b|page\b|united states)", text):
+            continue
+        return text
+    return None
+
+
+def _file_label(file_name: str) -> str | None:
+    """A file name as words ("AMCOR_2023Q2_10Q.pdf" -> "AMCOR 2023Q2 10Q"), None for placeholders."""
+    name = PurePath(str(file_name).replace("\\", "/")).name
+    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+    if not stem or _PLACEHOLDER_NAME.match(stem):
+        return None
+    words = " ".join(re.split(r"[_\s]+|(?<=\w)-(?=[A-Za-z]{2})|(?<=[a-z])\.(?=[a-z])", stem)).strip()
+    return _clip(words, 80) or None
+
+
+# --- assembling --------------------------------------------------------------------------------
+def _words(text: str) -> set[str]:
+    """Comparable words: case-folded, letters and digits apart ("10-Q", "10Q" -> {"10", "q"}),
+    company suffixes dropped so that "NIKE, Inc." and "NIKE" say the same thing."""
+    text = _COMPANY_WORDS.sub(" ", text)
+    text = _LETTER_DIGIT.sub(" ", _LOWER_UPPER.sub(" ", text))
+    return {w.casefold() for w in _WORD_RE.findall(text)}
+
+
+def _join_new_words(parts: list[str], max_chars: int) -> str:
+    """Parts joined in order, each only when it adds a word, stopping before ``max_chars``."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    length = 0
+    for part in parts:
+        part = part.strip()
+        words = _words(part)
+        if not part or not words or words <= seen:
+            continue
+        extra = len(part) + (len(SEPARATOR) if kept else 0)
+        if length + extra > max_chars:
+            if kept:
+                continue
+            part = _clip(part, max_chars) or ""
+            if not part:
+                break
+            extra = len(part)
+        kept.append(part)
+        seen |= words
+        length += extra
+    return SEPARATOR.join(kept)
+
+
+def _tidy_date(text: str) -> str:
+    text = " ".join(text.split())
+    text = re.sub(r"\s+,", ",", text)
+    text = re.sub(r"(\d),(?=\d{4})", r"\1, ", text)
+    return text
+
+
+def _clean(text: str | None) -> str | None:
+    if not isinstance(text, str):
+        return None
+    text = " ".join(text.split()).strip()
+    return text or None
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    """``text`` cut to ``limit`` characters at a word boundary when there is one."""
+    if text is None:
+        return None
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:-·") or None
