@@ -92,6 +92,11 @@ _PLACEHOLDER_NAME = re.compile(
     r"^(?:[\W\d_]+|[0-9a-f]{16,}|[0-9a-f-]{32,}|(?:scan|img|image|dsc|doc|document|download|file|untitled|copy|new)[\W_]*\d*)$",
     re.IGNORECASE,
 )
+# First lines that head many documents without naming any.
+_LETTERHEAD = re.compile(
+    r"(?i)(?:table of contents|contents\b|index\b|for immediate release|press release\b|exhibit\b|page\b|united states\b"
+    r"|securities and exchange commission|confidential\b|draft\b)"
+)
 _WORD_RE = re.compile(r"[^\W_]+")
 _LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 _LOWER_UPPER = re.compile(r"(?<=[a-z])(?=[A-Z])")
@@ -121,7 +126,7 @@ def derive_context(
 
     registrant = _registrant(lines)
     meta_title = _clean(doc.title) if doc.title else None
-    if meta_title and _PLACEHOLDER_TITLE.match(meta_title):
+    if meta_title and not _names_something(meta_title):
         meta_title = None
     heading = _first_heading(doc)
     name = _file_label(file_name)
@@ -131,9 +136,10 @@ def derive_context(
     version = _version(cover)
     ticker = _ticker(cover)
 
-    # A filing's first heading is the regulator's letterhead: its registrant names it better.
+    # A filing's registrant names it better than its first heading (the regulator's letterhead)
+    # or its metadata title (often an accession number or a tool's label).
     registrant_title = SEPARATOR.join(p for p in (registrant, f"Form {form}" if form else None) if p) if registrant else None
-    title = _clip(meta_title or registrant_title or heading or name or _clean(file_name), MAX_TITLE_CHARS)
+    title = _clip(registrant_title or meta_title or heading or name or _clean(file_name), MAX_TITLE_CHARS)
 
     parts = [registrant or title, f"Form {form}" if form else None, period, dated, version, ticker,
              title if registrant else None, name]
@@ -269,21 +275,24 @@ def _first_heading(doc: ParsedDocument) -> str | None:
         if element.kind not in (ElementKind.title, ElementKind.heading):
             continue
         text = _clean(doc.text[max(0, element.start) : max(0, element.end)])
-        if not text or len(text) > MAX_TITLE_CHARS or _PLACEHOLDER_TITLE.match(text):
-            continue
-        if _DATE_RE.fullmatch(text.strip(" .,")):
-            continue  # a date line: it is picked up as the date, it does not name the document
-        if re.match(r"(?i)(?:table of contents|contents|index|for immediate release|exhibit\b|page\b|united states)", text):
-            continue
-        return text
+        if text and len(text) <= MAX_TITLE_CHARS and _names_something(text):
+            return text
     return None
+
+
+def _names_something(title: str) -> bool:
+    """Whether a title or heading could name the document: not a placeholder, not a date alone,
+    not a letterhead or boilerplate line."""
+    if _PLACEHOLDER_TITLE.match(title) or _DATE_RE.fullmatch(title.strip(" .,")):
+        return False
+    return not _LETTERHEAD.match(title)
 
 
 def _file_label(file_name: str) -> str | None:
     """A file name as words ("AMCOR_2023Q2_10Q.pdf" -> "AMCOR 2023Q2 10Q"), None for placeholders."""
     name = PurePath(str(file_name).replace("\\", "/")).name
     stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
-    if not stem or _PLACEHOLDER_NAME.match(stem):
+    if sum(c.isalnum() for c in stem) < 2 or _PLACEHOLDER_NAME.match(stem):
         return None
     words = " ".join(re.split(r"[_\s]+|(?<=\w)-(?=[A-Za-z]{2})|(?<=[a-z])\.(?=[a-z])", stem)).strip()
     return _clip(words, 80) or None

@@ -113,3 +113,39 @@ def test_migrations_are_versioned_and_idempotent(store):
     with store.engine.connect() as conn:
         versions = [r[0] for r in conn.execute(text("SELECT version FROM schema_version ORDER BY version"))]
     assert versions == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_document_context_and_chunk_fingerprints_round_trip(store):
+    write = _write("ctx.txt", ["Follow us on Twitter", "Revenue 1,234"])
+    write.context = "ACME CORP · Form 10-Q · quarterly period ended July 30, 2023"
+    doc_id, _ = store.put_document(write)
+    assert store.get_document(doc_id).context == write.context
+    records = store.chunk_records(store.live_chunk_ids())
+    assert {r.document_context for r in records.values()} == {write.context}
+    rows = [r for batch in store.iter_chunks_for_index() for r in batch]
+    assert rows[0][2].startswith("ACME CORP · Form 10-Q · quarterly period ended July 30, 2023 › Intro\n")
+    assert store.index_rows([rows[1][0]])[0][2] == rows[1][2]
+    with store.engine.connect() as conn:
+        prints = [r[0] for r in conn.execute(text("SELECT fingerprint FROM chunk ORDER BY id"))]
+    assert all(isinstance(p, int) for p in prints) and prints[0] != prints[1]
+    failed_id, _ = store.put_failed_document("default", "ctx.txt", sha256="z", size_bytes=1, reason="corrupt", detail="x")
+    assert failed_id == doc_id and store.get_document(doc_id).context is None  # derived again on the next parse
+
+
+def test_migration_3_adds_context_and_fingerprint_to_a_version_2_database(store):
+    """A database written by the previous schema (no document.context, no chunk.fingerprint)
+    gains both columns, keeps its rows, and its documents' contexts read as NULL."""
+    engine = store.engine
+    doc_id, _ = store.put_document(_write("old.txt", ["kept"]))
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE document DROP COLUMN context"))
+        conn.execute(text("ALTER TABLE chunk DROP COLUMN fingerprint"))
+        conn.execute(text("DELETE FROM schema_version WHERE version >= 3"))
+    assert migrate(engine) == SCHEMA_VERSION >= 3
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT context FROM document WHERE id = :i"), {"i": doc_id}).scalar() is None
+        assert conn.execute(text("SELECT COUNT(*) FROM chunk WHERE fingerprint IS NULL")).scalar() == 1
+        described = [r[0] for r in conn.execute(text("SELECT description FROM schema_version WHERE version = 3"))]
+    assert described == ["document context and chunk fingerprints"]
+    assert store.get_document(doc_id).context is None
+    assert migrate(engine) == SCHEMA_VERSION  # idempotent
