@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 from index import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from index import schema_v1
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class Migration:
 
 
 def _initial_schema(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn)
+    # The frozen release-1 tables, never today's models: see index/schema_v1.py.
+    schema_v1.metadata.create_all(conn)
 
 
 def _chunk_embedding_lookup(conn: Connection) -> None:
@@ -84,15 +86,18 @@ def current_version(conn: Connection) -> int:
     return int(row or 0)
 
 
-def migrate(engine: Engine) -> int:
-    """Apply pending migrations in order, each in its own transaction; returns the version."""
+def migrate(engine: Engine, *, target: int | None = None) -> int:
+    """Apply pending migrations in order, in one transaction; returns the version.
+
+    ``target`` stops at that version: how tests build a database as an earlier release left it.
+    """
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # Two processes starting at once must not both migrate.
             conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
         version = current_version(conn)
         for migration in MIGRATIONS:
-            if migration.version <= version:
+            if migration.version <= version or (target is not None and migration.version > target):
                 continue
             log.info("applying schema migration %d: %s", migration.version, migration.description)
             migration.apply(conn)

@@ -85,7 +85,8 @@ class ChangeOp:
 
 class ChangeLog(SQLModel, table=True):
     __tablename__ = "change_log"
-    __table_args__ = {"sqlite_autoincrement": True}
+    # ix_change_log_document: catch-up and deletes look rows up by document (migration 2).
+    __table_args__ = (Index("ix_change_log_document", "document_id"), {"sqlite_autoincrement": True})
 
     seq: int | None = Field(default=None, primary_key=True)
     op: str = Field(max_length=10)

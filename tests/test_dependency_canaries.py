@@ -1,0 +1,120 @@
+"""Canaries for the third-party internals Groundwork relies on.
+
+Three libraries are used past their public API, each for a reason stated where it happens:
+unstructured (its spaCy loader is replaced so parsing can never download a model:
+``ingest/offline.py``), Litestar (the whole ASGI handler is wrapped for request ids and metrics,
+the route template is read from the scope, and dependency order avoids a task group per request)
+and sentence-transformers (the first module's ``auto_model`` config chooses ONNX fusions). When
+an upgrade moves one of these, a test here fails with a message naming the file to revisit,
+instead of the product quietly downloading, losing its request ids or slowing down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from litestar import Litestar, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
+from litestar.testing import TestClient
+
+
+def _moved(library: str, what: str, where: str) -> str:
+    return f"{library} changed: {what}. Revisit {where} before upgrading (pyproject.toml pins the tested range)."
+
+
+def test_unstructured_spacy_loader_is_still_ours_to_replace():
+    from unstructured.nlp import tokenize
+
+    for name in ("_load_spacy_model", "_install_spacy_model", "_download_with_timeout", "_get_nlp", "_SPACY_MODEL_NAME"):
+        assert hasattr(tokenize, name), _moved("unstructured", f"unstructured.nlp.tokenize.{name} is gone", "ingest/offline.py")
+
+    from ingest.offline import SPACY_MODEL_PACKAGE, ensure_offline_nlp
+
+    ensure_offline_nlp(preload=True)
+    nlp = tokenize._get_nlp()
+    assert nlp.meta.get("name") and tokenize._SPACY_MODEL_NAME == SPACY_MODEL_PACKAGE, _moved(
+        "unstructured", "its NLP no longer loads through the replaced loader", "ingest/offline.py")
+
+
+def test_unstructured_download_path_refuses():
+    from unstructured.nlp import tokenize
+
+    from ingest.offline import OfflineModelMissing, ensure_offline_nlp
+
+    ensure_offline_nlp()
+    with pytest.raises(OfflineModelMissing):
+        tokenize._install_spacy_model()
+
+
+def test_litestar_asgi_handler_can_be_wrapped_and_carries_the_route_template():
+    @get("/things/{thing_id:int}", sync_to_thread=False)
+    def thing(thing_id: FromPath[int]) -> dict:
+        return {"id": thing_id}
+
+    app = Litestar([thing])
+    assert hasattr(app, "asgi_handler"), _moved("Litestar", "Litestar.asgi_handler is gone", "service/app.py create_app")
+    seen: list[str | None] = []
+    inner = app.asgi_handler
+
+    async def observer(scope, receive, send):
+        await inner(scope, receive, send)
+        seen.append(scope.get("path_template"))
+
+    app.asgi_handler = observer
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": "/things/7", "raw_path": b"/things/7", "query_string": b"", "root_path": "", "headers": [],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+    asyncio.run(app(scope, receive, send))
+    assert sent and sent[0]["status"] == 200
+    assert seen == ["/things/{thing_id}"], _moved(
+        "Litestar", "the wrapped asgi_handler no longer sees every request, or scope['path_template'] moved",
+        "service/logging_setup.py RequestObserver")
+
+
+def test_litestar_resolves_a_dependent_dependency_after_its_dependency_in_the_same_task():
+    """The HTTP layer orders ``caller`` after ``svc`` so that Litestar resolves them one after
+    the other, with no task group spawned per request (measured CPU saving, README "Serving")."""
+    tasks: list[tuple[str, object]] = []
+
+    def first() -> int:
+        tasks.append(("first", asyncio.current_task()))
+        return 1
+
+    def second(first: NamedDependency[int]) -> int:
+        tasks.append(("second", asyncio.current_task()))
+        return first + 1
+
+    @get("/")
+    async def handler(first: NamedDependency[int], second: NamedDependency[int]) -> dict:
+        tasks.append(("handler", asyncio.current_task()))
+        return {"sum": first + second}
+
+    app = Litestar([handler], dependencies={"first": Provide(first, sync_to_thread=False), "second": Provide(second, sync_to_thread=False)})
+    with TestClient(app) as client:
+        assert client.get("/").json() == {"sum": 3}
+    assert [name for name, _ in tasks] == ["first", "second", "handler"]
+    assert len({id(task) for _, task in tasks}) == 1, _moved(
+        "Litestar", "dependent dependencies are no longer resolved inline in the request's task", "service/app.py _caller")
+
+
+def test_sentence_transformers_first_module_exposes_the_transformer_config():
+    from sentence_transformers import SentenceTransformer
+
+    from index.settings import Settings
+    from ingest.model_paths import resolve_model
+
+    model = SentenceTransformer(str(resolve_model(Settings().embedding_model)), device="cpu")
+    first = model[0]
+    assert hasattr(first, "auto_model") and hasattr(first.auto_model, "config"), _moved(
+        "sentence-transformers", "model[0].auto_model.config is gone", "ingest/embedder_st.py _fuse_onnx_for_cpu")
+    assert getattr(first.auto_model.config, "model_type", None) == "bert"
