@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, event, inspect, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
 from sqlmodel import create_engine
 
@@ -55,18 +55,11 @@ def _chunk_embedding_lookup(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_change_log_document ON change_log (document_id)"))
 
 
-def _add_column(conn: Connection, table: str, column: str, ddl_type: str) -> None:
-    """ALTER TABLE ... ADD COLUMN, unless the column is there already (a database created by
-    a version whose initial schema included it)."""
-    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
-        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl_type}"))
-
-
 def _document_context_and_chunk_fingerprints(conn: Connection) -> None:
     # Both nullable: existing documents keep NULL until re-ingested (ingest treats a NULL
     # context as "derive it now"); existing chunks have no fingerprint and are never demoted.
-    _add_column(conn, "document", "context", "TEXT")
-    _add_column(conn, "chunk", "fingerprint", "BIGINT")
+    conn.execute(text("ALTER TABLE document ADD COLUMN context TEXT"))
+    conn.execute(text("ALTER TABLE chunk ADD COLUMN fingerprint BIGINT"))
 
 
 MIGRATIONS: list[Migration] = [

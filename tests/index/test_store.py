@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from index.db import SCHEMA_VERSION, migrate, open_database
+from index.db import SCHEMA_VERSION, make_engine, migrate, open_database
 from index.settings import Settings
 from index.store import DocumentWrite, NewChunk, Store
 
@@ -132,20 +132,32 @@ def test_document_context_and_chunk_fingerprints_round_trip(store):
     assert failed_id == doc_id and store.get_document(doc_id).context is None  # derived again on the next parse
 
 
-def test_migration_3_adds_context_and_fingerprint_to_a_version_2_database(store):
-    """A database written by the previous schema (no document.context, no chunk.fingerprint)
-    gains both columns, keeps its rows, and its documents' contexts read as NULL."""
-    engine = store.engine
-    doc_id, _ = store.put_document(_write("old.txt", ["kept"]))
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def schema_2_engine(request, tmp_path):
+    """An empty database as schema version 2 left it."""
+    url = request.getfixturevalue("fresh_postgres_url") if request.param == "postgres" else None
+    engine = make_engine(Settings(data_dir=tmp_path / "d", database_url=url))
+    assert migrate(engine, target=2) == 2
+    yield engine
+    engine.dispose()
+
+
+def test_migration_3_keeps_earlier_documents_with_a_null_context(schema_2_engine):
+    """Rows written before migration 3 stay, read with a NULL context (ingest derives it on the
+    next run) and no fingerprint (never counted as boilerplate)."""
+    engine = schema_2_engine
     with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE document DROP COLUMN context"))
-        conn.execute(text("ALTER TABLE chunk DROP COLUMN fingerprint"))
-        conn.execute(text("DELETE FROM schema_version WHERE version >= 3"))
+        conn.execute(text("INSERT INTO collection (name, created_at) VALUES ('default', CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO document (collection_id, source, title, metadata, groups, status, size_bytes, chunk_count, text,"
+            " created_at, updated_at) VALUES (1, 'old.txt', 'Old', '{}', '[]', 'indexed', 1, 1, 'kept', CURRENT_TIMESTAMP,"
+            " CURRENT_TIMESTAMP)"))
+        conn.execute(text('INSERT INTO chunk (document_id, ordinal, text, context, token_count, start, "end", pages,'
+                          " heading_path, kind) VALUES (1, 0, 'kept', '', 1, 0, 4, '[]', '[]', 'text')"))
     assert migrate(engine) == SCHEMA_VERSION >= 3
+    store = Store(engine)
+    assert store.get_document(1).context is None
+    record = store.chunk_records([1])[1]
+    assert (record.text, record.document_context) == ("kept", None)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT context FROM document WHERE id = :i"), {"i": doc_id}).scalar() is None
-        assert conn.execute(text("SELECT COUNT(*) FROM chunk WHERE fingerprint IS NULL")).scalar() == 1
-        described = [r[0] for r in conn.execute(text("SELECT description FROM schema_version WHERE version = 3"))]
-    assert described == ["document context and chunk fingerprints"]
-    assert store.get_document(doc_id).context is None
-    assert migrate(engine) == SCHEMA_VERSION  # idempotent
+        assert conn.execute(text("SELECT fingerprint FROM chunk")).scalar() is None
