@@ -90,9 +90,13 @@ class DocumentIndex:
     def __len__(self) -> int:
         return len(self.document_ids)
 
-    def scores(self, query: str, *, floor: float = 0.0) -> dict[int, float]:
+    def scores(self, query: str, *, floor: float = 0.0, allowed: np.ndarray | None = None) -> dict[int, float]:
         """Document id -> score in (0, 1]: BM25 divided by the best document's, keeping those
-        at or above ``floor`` of the best. Empty when no document's description matches."""
+        at or above ``floor`` of the best. Empty when no document's description matches.
+
+        ``allowed`` (sorted document ids) limits scoring to those documents, so that the
+        normalisation depends on nothing the caller may not see.
+        """
         if not len(self.document_ids):
             return {}
         total = np.zeros(len(self.document_ids), dtype=np.float64)
@@ -105,6 +109,12 @@ class DocumentIndex:
             matched = True
         if not matched:
             return {}
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=np.int64)
+            if len(allowed) == 0:
+                return {}
+            at = np.minimum(np.searchsorted(allowed, self.document_ids), len(allowed) - 1)
+            total[allowed[at] != self.document_ids] = 0.0
         best = float(total.max())
         if best <= 0:
             return {}

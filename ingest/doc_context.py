@@ -35,7 +35,10 @@ COVER_CHARS = 12_000
 """Characters read when the document has no pages, and the cap when it has."""
 FIRST_LINES = 6
 """Short leading elements searched for an unlabelled date (a memo's or slide deck's date line)."""
-MAX_TITLE_CHARS = 200
+MAX_TITLE_CHARS = 300
+HEADER_CHARS = 2_000
+"""Periods, dates and versions are read from this much of the cover, and from its short lines."""
+SHORT_LINE_CHARS = 200
 FORM_CHARS = 1_500
 """A form name counts only this near the top: a filing's cover puts it under the regulator's name."""
 
@@ -130,22 +133,26 @@ def derive_context(
         meta_title = None
     heading = _first_heading(doc)
     name = _file_label(file_name)
+    # Labelled facts count near the top or on short lines (a cover's or a memo's header), not
+    # in the middle of prose, where "revised in March 2010" is about something else.
+    header = "\n".join([cover[:HEADER_CHARS], *(line for line in lines if len(line) <= SHORT_LINE_CHARS)])
     form = _form(cover)
-    period = _period(cover)
-    dated = None if period else _dated(cover, lines)
-    version = _version(cover)
+    period = _period(header)
+    dated = None if period else _dated(header, lines)
+    version = _version(header)
     ticker = _ticker(cover)
 
     # A filing's registrant names it better than its first heading (the regulator's letterhead)
     # or its metadata title (often an accession number or a tool's label).
     registrant_title = SEPARATOR.join(p for p in (registrant, f"Form {form}" if form else None) if p) if registrant else None
-    title = _clip(registrant_title or meta_title or heading or name or _clean(file_name), MAX_TITLE_CHARS)
+    title = _clip(registrant_title or meta_title or heading or name or _clean(doc.title) or _clean(file_name), MAX_TITLE_CHARS)
 
     parts = [registrant or title, f"Form {form}" if form else None, period, dated, version, ticker,
              title if registrant else None, name]
-    context = _join_new_words([p for p in parts if p], max_chars)
-    if context == (title or "") or not context:
-        context = ""
+    kept = _join_new_words([p for p in parts if p], max_chars)
+    # A line that would only repeat the title (or a cut of it) adds nothing: leave it empty, so
+    # such a document is indexed exactly as before contexts existed.
+    context = SEPARATOR.join(kept) if len(kept) > 1 else ""
     return DocumentContext(title=title or None, context=context)
 
 
@@ -245,7 +252,7 @@ def _period(cover: str) -> str | None:
 
 
 def _dated(cover: str, lines: list[str]) -> str | None:
-    """A labelled date anywhere on the cover, else a date on one of the first short lines."""
+    """A labelled date in the header, else a date on one of the first short lines."""
     match = _LABELLED_DATE_RE.search(cover)
     if match is not None:
         label = " ".join(match.group(1).split()).lower()
@@ -260,7 +267,7 @@ def _dated(cover: str, lines: list[str]) -> str | None:
 
 
 def _version(cover: str) -> str | None:
-    match = _VERSION_RE.search(cover[:4000])
+    match = _VERSION_RE.search(cover)
     return f"version {match.group(1).lstrip('vV')}" if match else None
 
 
@@ -307,8 +314,8 @@ def _words(text: str) -> set[str]:
     return {w.casefold() for w in _WORD_RE.findall(text)}
 
 
-def _join_new_words(parts: list[str], max_chars: int) -> str:
-    """Parts joined in order, each only when it adds a word, stopping before ``max_chars``."""
+def _join_new_words(parts: list[str], max_chars: int) -> list[str]:
+    """The parts to join, in order, each only when it adds a word, within ``max_chars`` joined."""
     seen: set[str] = set()
     kept: list[str] = []
     length = 0
@@ -328,7 +335,7 @@ def _join_new_words(parts: list[str], max_chars: int) -> str:
         kept.append(part)
         seen |= words
         length += extra
-    return SEPARATOR.join(kept)
+    return kept
 
 
 def _tidy_date(text: str) -> str:

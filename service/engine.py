@@ -154,11 +154,12 @@ class Groundwork:
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", filters: SearchFilters | None = None,
                principal: Principal, rerank: bool | None = None, collapse_documents: bool = False,
-               query_vector: np.ndarray | None = None) -> SearchOutcome:
+               query_vector: np.ndarray | None = None, max_per_document: int | None = None) -> SearchOutcome:
         if self.auto_refresh:
             self.refresh_indexes()
         return self.retriever.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=rerank,
-                                     collapse_documents=collapse_documents, query_vector=query_vector)
+                                     collapse_documents=collapse_documents, query_vector=query_vector,
+                                     max_per_document=max_per_document)
 
     def submit_query_embedding(self, query: str) -> Future | None:
         """The query's vector as a future when the embedder batches queries (the server's does),

@@ -57,6 +57,7 @@ class Hit:
     dense_score: float | None = None
     keyword_score: float | None = None
     rerank_score: float | None = None
+    document_context: str | None = None  # what the document is: whose, which form, period or version
 
     @property
     def page(self) -> int | None:

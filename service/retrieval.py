@@ -19,9 +19,10 @@ import numpy as np
 from index.catalog import Catalog
 from index.indexset import IndexSet
 from index.settings import Settings
-from index.store import ChunkRecord, Store
+from index.store import ChunkRecord, Store, document_line
 from service.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from service.query_types import Hit, Principal, SearchFilters
+from service.ranking import DocumentAwareness, adjustments, rescore, spread_per_document
 
 Mode = Literal["hybrid", "dense", "keyword"]
 
@@ -74,7 +75,10 @@ class HybridRetriever:
         rerank: bool | None = None,
         collapse_documents: bool = False,
         query_vector: np.ndarray | None = None,
+        max_per_document: int | None = None,
     ) -> SearchOutcome:
+        """``max_per_document`` (default: the ``max_hits_per_document`` setting) spreads the
+        results: a document takes at most that many places until every other one's are placed."""
         watch = Stopwatch()
         t = time.perf_counter()
         settings = self.settings
@@ -103,15 +107,21 @@ class HybridRetriever:
         # How many results later steps can use (the reranker's window, or k; collapsing to one
         # hit per document needs the whole window), and how far down the fused list to look
         # for them when near-duplicates or hidden chunks drop some.
+        spread = settings.max_hits_per_document if max_per_document is None else max_per_document
         usable = max(k, settings.rerank_candidates) if use_rerank else k
-        need = None if collapse_documents else usable
+        need = None if (collapse_documents or spread > 0) else usable
         depth = usable * 2 + 10
         if mode == "hybrid":
             weights = (settings.fusion_dense_weight, settings.fusion_keyword_weight)
+            awareness = self.awareness
+            # Document-aware adjustments can lift a candidate from below the cut, so they see them all.
+            limit = None if awareness.active else depth
             if settings.fusion == "weighted":
-                fused = weighted_score_fusion([dense, lexical], weights=weights, limit=depth)
+                fused = weighted_score_fusion([dense, lexical], weights=weights, limit=limit)
             else:
-                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights, limit=depth)
+                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights, limit=limit)
+            if awareness.active and fused:
+                fused = self._document_aware(query, fused, awareness, allowed_docs, depth)
             ranked = [(f.id, f.score, f.ranks, f.scores) for f in fused]
         elif mode == "dense":
             ranked = [(cid, s, (r, None), (s, None)) for r, (cid, s) in enumerate(dense[:depth], 1)]
@@ -138,6 +148,8 @@ class HybridRetriever:
                 reranked = True
             t = watch.lap("rerank", t)
 
+        if spread > 0 and not collapse_documents:
+            hits = spread_per_document(hits, lambda hit: hit.document_id, spread)
         if collapse_documents:
             seen: set[int] = set()
             collapsed = []
@@ -148,6 +160,22 @@ class HybridRetriever:
                 collapsed.append(hit)
             hits = collapsed
         return SearchOutcome(hits[:k], watch.timings, reranked, notes)
+
+    @property
+    def awareness(self) -> DocumentAwareness:
+        settings = self.settings
+        return DocumentAwareness(settings.document_boost_weight, settings.document_boost_floor,
+                                 settings.boilerplate_min_documents, settings.boilerplate_penalty)
+
+    def _document_aware(self, query: str, fused: list, awareness: DocumentAwareness, allowed_docs: np.ndarray | None, depth: int) -> list:
+        """Fused candidates with their document's boost added and boilerplate demoted, cut to
+        ``depth``. Document scores are normalised among the documents the caller may see, so
+        they say nothing about the others."""
+        documents, shared = self.catalog.chunk_facts([f.id for f in fused])
+        scores: dict[int, float] = {}
+        if awareness.document_weight > 0:
+            scores = self.catalog.document_index.scores(query, floor=awareness.document_floor, allowed=allowed_docs)
+        return rescore(fused, adjustments(documents, shared, scores, awareness), limit=depth)
 
     def _rerank_within_deadline(self, query: str, texts: list[str]):
         """Scores, or None when the reranker misses ``rerank_timeout_s``: a slow reranker
@@ -224,7 +252,8 @@ class HybridRetriever:
 
 
 def _rerank_text(hit: Hit) -> str:
-    return f"{hit.title}\n{hit.text}" if hit.title else hit.text
+    named = document_line(hit.title, hit.document_context)
+    return f"{named}\n{hit.text}" if named else hit.text
 
 
 def _hit(record: ChunkRecord, score: float, ranks, scores) -> Hit:
@@ -232,4 +261,5 @@ def _hit(record: ChunkRecord, score: float, ranks, scores) -> Hit:
         chunk_id=record.id, document_id=record.document_id, score=float(score), text=record.text, source=record.source,
         title=record.title, pages=record.pages, heading_path=record.heading_path, collection=record.collection,
         mime_type=record.mime_type, dense_rank=ranks[0], keyword_rank=ranks[1], dense_score=scores[0], keyword_score=scores[1],
+        document_context=record.document_context,
     )

@@ -128,5 +128,5 @@ def test_never_raises_and_stays_bounded(paragraphs, title, name, max_chars, page
     doc = _doc(paragraphs, title=title, pages=[1 + i // 3 for i in range(len(paragraphs))] if pages else None)
     found = derive_context(doc, name, {"pages": 3}, max_chars=max_chars)
     assert len(found.context) <= max_chars
-    assert found.title is None or 0 < len(found.title) <= 200
+    assert found.title is None or 0 < len(found.title) <= 300
     assert "\n" not in found.context and (found.title is None or "\n" not in found.title)
