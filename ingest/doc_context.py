@@ -75,6 +75,10 @@ _FILE_NUMBER_RE = re.compile(r"commission\s*file\s*(?:no\.?|number)\s*:?\s*[\d-]
 _TICKER_RE = re.compile(
     r"\(\s*(?:NYSE|NASDAQ|Nasdaq|NYSE\s+American|AMEX|LSE|ASX|TSX|Euronext)(?:\s*:\s*|\s+)([A-Z][A-Z.]{0,5})\s*\)"
 )
+_SYMBOL_LABEL_RE = re.compile(r"trading\s*symbols?(?:\s*\(s\))?", re.IGNORECASE)
+# A symbol: 2-5 capitals standing alone, or glued before a capitalised word ("BBYNew York").
+_SYMBOL_RE = re.compile(r"(?<![A-Z])([A-Z]{2,5})(?=[A-Z][a-z]|[^A-Za-z]|$)")
+_NOT_SYMBOLS = frozenset("TO OF THE AND OR ACT NONE NYSE LLC INC CO LP US USD PAR NA NAME OTC AMEX".split())
 _LABELLED_DATE_RE = re.compile(
     rf"\b(effective(?:\s+date)?|last\s+(?:updated|revised|reviewed)|updated|revised|issued|published|approved"
     rf"|as\s+of|dated?)\s*(?:on|:|-)?\s*({_DATE})",
@@ -272,8 +276,24 @@ def _version(cover: str) -> str | None:
 
 
 def _ticker(cover: str) -> str | None:
+    """The exchange symbol: a press release's "(NYSE: MGM)", else the first symbol under a
+    filing cover's "Trading Symbol(s)" column, or the one right before a "(Trading symbol)" label."""
     match = _TICKER_RE.search(cover)
-    return match.group(1).rstrip(".") if match else None
+    if match is not None:
+        return match.group(1).rstrip(".")
+    label = _SYMBOL_LABEL_RE.search(cover)
+    if label is None:
+        return None
+    if cover[max(0, label.start() - 1) : label.start()] == "(":  # the value sits before its label
+        before = [m.group(1) for m in _SYMBOL_RE.finditer(cover[max(0, label.start() - 40) : label.start()])]
+        symbols = [b for b in before if b not in _NOT_SYMBOLS]
+        return symbols[-1] if symbols else None
+    window = cover[label.end() : label.end() + 300]
+    window = re.split(r"(?i)indicate\s*by\s*check", window)[0]
+    for found in _SYMBOL_RE.finditer(window):
+        if found.group(1) not in _NOT_SYMBOLS:
+            return found.group(1)
+    return None
 
 
 def _first_heading(doc: ParsedDocument) -> str | None:

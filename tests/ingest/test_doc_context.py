@@ -130,3 +130,16 @@ def test_never_raises_and_stays_bounded(paragraphs, title, name, max_chars, page
     assert len(found.context) <= max_chars
     assert found.title is None or 0 < len(found.title) <= 300
     assert "\n" not in found.context and (found.title is None or "\n" not in found.title)
+
+
+def test_trading_symbol_from_a_filing_cover_in_its_common_layouts():
+    base = ["FORM 10-K", "Commission file number 1-1", "ZENITH STORES, INC.", "(Exact name of registrant as specified in its charter)"]
+    layouts = {
+        "Trading Symbol(s) Name of each exchange on which registered Common Stock, par value $0.10 ZNTH The Nasdaq Global Select Market": "ZNTH",
+        "Title of each classTrading SymbolName of exchange on which registeredCommon Stock, $0.10 par value per shareZNTHNew York Stock Exchange": "ZNTH",
+        "SECURITIES REGISTERED PURSUANT TO SECTION 12(B) OF THE ACT: Class B Common Stock (Title of each class) ZNT (Trading symbol) New York": "ZNT",
+        "Trading Symbol(s) Name of each exchange on which registered None Indicate by check mark ABCD": None,
+    }
+    for line, symbol in layouts.items():
+        context = derive_context(_doc([*base, line]), "report.pdf").context
+        assert (symbol in context.split(" · ")) if symbol else ("ABCD" not in context), (line, context)
