@@ -106,18 +106,16 @@ def document_line(title: str | None, document_context: str | None) -> str:
     return (document_context or title or "").strip()
 
 
-def chunk_prefix(title: str | None, document_context: str | None, heading_path: Sequence[str], context: str) -> str:
-    """Where a chunk sits: "document › heading › subheading", then its own context (a split
-    table's header row) on the next line. Put in front of the chunk's text for the embedder
-    and the keyword index; citations and offsets stay on the chunk's own text."""
-    location = HEADING_SEPARATOR.join(p for p in (document_line(title, document_context), *heading_path) if p)
-    return "\n".join(p for p in (location, context) if p)
+def chunk_location(title: str | None, document_context: str | None, heading_path: Sequence[str]) -> str:
+    """Where a chunk sits: "document › heading › subheading" (the document named by its
+    context line, else its title)."""
+    return HEADING_SEPARATOR.join(p for p in (document_line(title, document_context), *heading_path) if p)
 
 
 def keyword_text(title: str | None, heading_path: Sequence[str], context: str, text: str, document_context: str | None = None) -> str:
-    """What the keyword index sees for a chunk: its prefix (``chunk_prefix``) and its text."""
-    prefix = chunk_prefix(title, document_context, heading_path, context)
-    return f"{prefix}\n{text}" if prefix else text
+    """What the keyword index sees for a chunk: its location, its own context (a split table's
+    caption and header row) and its text, one line each (the same as the embedder, uncut)."""
+    return "\n".join(p for p in (chunk_location(title, document_context, heading_path), context, text) if p)
 
 
 class Store:

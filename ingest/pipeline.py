@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from index.models import DocumentStatus, IngestJob, IngestJobFile, JobStatus, utcnow
 from index.settings import Settings
-from index.store import DocumentWrite, NewChunk, Store, chunk_prefix
+from index.store import DocumentWrite, NewChunk, Store, chunk_location
 from ingest.chunking import ChunkSpan, chunk_document
 from ingest.doc_context import DocumentContext, derive_context
 from ingest.documents import FailureReason, ParsedDocument, ParseFailure
@@ -104,19 +104,20 @@ def embedding_text(
     title: str | None, heading_path: Sequence[str], context: str, text: str, tokens: TokenCounter, prefix_budget: int,
     document_context: str | None = None,
 ) -> str:
-    """The chunk as the embedder sees it: a bounded prefix saying where it sits, then its text.
+    """The chunk as the embedder sees it: where it sits, its own context, then its text.
 
-    The prefix (``index.store.chunk_prefix``: document context › heading path, then the chunk's
-    own context) is cut to ``prefix_budget`` tokens so prefix + chunk never exceeds the model's
-    sequence length (the chunker budgets the chunk itself): nothing is truncated silently.
+    The location (``index.store.chunk_location``: document context › heading path) is cut to
+    ``prefix_budget`` tokens so that prefix + chunk never exceeds the model's sequence length:
+    nothing is truncated silently. A split table's ``context`` (its header row) follows whole,
+    because the chunker already held its tokens back from the chunk. Citations and offsets stay
+    on the chunk's own text.
     """
-    prefix = chunk_prefix(title, document_context, heading_path, context)
-    if not prefix or prefix_budget <= 0:
-        return text
-    spans = tokens.token_spans(prefix)
-    if len(spans) > prefix_budget:
-        prefix = prefix[: spans[prefix_budget - 1][1]]
-    return f"{prefix}\n{text}"
+    location = chunk_location(title, document_context, heading_path) if prefix_budget > 0 else ""
+    if location:
+        spans = tokens.token_spans(location)
+        if len(spans) > prefix_budget:
+            location = location[: spans[prefix_budget - 1][1]]
+    return "\n".join(p for p in (location, context, text) if p)
 
 
 def describe(parsed: ParsedDocument, source: str, settings: Settings) -> DocumentContext:
