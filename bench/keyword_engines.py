@@ -31,7 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from index.keyword import BM25S_ENGINE, TANTIVY_ENGINE, KeywordDoc, open_keyword_index  # noqa: E402
+from index.keyword import BM25S_ENGINE, TANTIVY_ENGINE, KeywordDoc  # noqa: E402
+from index.keyword_factory import open_keyword_index  # noqa: E402
 
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "scifact-train"
 TOP_K = 100

@@ -101,7 +101,7 @@ def run(args) -> dict:
     from index.settings import Settings
     from ingest.pipeline import IngestRunner
     from service.engine import Groundwork
-    from service.query_types import Principal
+    from service.query.types import Principal, Query
 
     qa = _qa()
 
@@ -128,7 +128,7 @@ def run(args) -> dict:
                     setattr(gw.settings, key, value)
                 outcomes = []
                 for question in questions:
-                    hits = gw.search(question.question, k=args.k, principal=everyone, rerank=False).hits
+                    hits = gw.pipeline.search(Query(question.question, everyone, k=args.k, rerank=False)).hits
                     outcomes.append(qa.Outcome([qa.Passage(Path(h.source).stem, h.pages, h.text, h.score, h.chunk_id) for h in hits]))
             finally:
                 for key, value in saved.items():

@@ -80,8 +80,8 @@ def main() -> None:
     from ingest.model_paths import force_offline
 
     force_offline()
-    from service.rerank.cross_encoder import CrossEncoderReranker
-    from service.rerank.cross_encoder_openvino import OpenVinoCrossEncoderReranker
+    from service.query.rerank.cross_encoder import CrossEncoderReranker
+    from service.query.rerank.cross_encoder_openvino import OpenVinoCrossEncoderReranker
 
     scratch = Path(tempfile.mkdtemp(prefix="gw-rerank-bench-"))
     model_dir = args.model or architecture_twin(scratch / "twin")
@@ -92,7 +92,7 @@ def main() -> None:
 
     started = time.perf_counter()
     if args.device.startswith("cuda"):
-        from service.rerank.cross_encoder import load_cross_encoder
+        from service.query.rerank.cross_encoder import load_cross_encoder
 
         fp32 = load_cross_encoder(str(model_dir), model_dir, args.device).float()
         rerankers = {"torch": CrossEncoderReranker(fp32, name="predict fp32", batch_size=args.batch_size),

@@ -30,11 +30,12 @@ def main() -> None:
     from index.settings import Settings
     from service.beir import SOURCE_SCHEME, read_jsonl, read_qrels
     from service.engine import Groundwork
-    from service.evaluation import evaluate
-    from service.query_types import Principal, SearchFilters
+    from service.query.evaluation import evaluate
+    from service.query.types import Principal, Query, SearchFilters
 
     gw = Groundwork(Settings(data_dir=args.data_dir, reranker_enabled=False))
     gw.refresh_indexes()
+    gw.auto_refresh = False  # nothing changes while tuning: queries need not follow the change log
     collection = f"beir-{args.beir.name}"
     qrels = read_qrels(args.beir / "qrels" / f"{args.split}.tsv")
     queries = {q["_id"]: q["text"] for q in read_jsonl(args.beir / "queries.jsonl") if q["_id"] in qrels}
@@ -57,8 +58,8 @@ def main() -> None:
         started = time.perf_counter()
         runs = {}
         for i, qid in enumerate(qids):
-            out = gw.retriever.search(queries[qid], k=100, mode="hybrid", filters=filters, principal=principal,
-                                      collapse_documents=True, query_vector=vectors[i])
+            out = gw.pipeline.search(Query(queries[qid], principal, k=100, mode="hybrid", filters=filters, collapse=True),
+                                     vector=vectors[i])
             runs[qid] = [h.source[len(prefix):] for h in out.hits]
         m = evaluate(runs, {q: qrels[q] for q in qids})
         rows.append([fusion, rrf_k if fusion == "rrf" else "-", w_dense, w_kw, depth, m["ndcg@10"], m["recall@100"], m["mrr@10"],

@@ -1,17 +1,27 @@
-"""Database engine and versioned schema migrations (SQLite WAL by default, Postgres by URL)."""
+"""Database engine, versioned schema migrations (SQLite WAL by default, Postgres by URL), and
+the database's own integrity check.
+
+The database is the source of truth, so a damaged one must not be trusted: ``verify`` runs the
+check and reports it, ingestion refuses to write into a database that fails it (writes would
+spread the damage and bury it under new pages), and health reports the last result.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
-from sqlmodel import create_engine
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlmodel import SQLModel, create_engine
 
 from index import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from index import schema_v1
+from index.errors import StorageCorrupt, StorageUnavailable
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -106,5 +116,138 @@ def migrate(engine: Engine, *, target: int | None = None) -> int:
 
 def open_database(settings: Settings) -> Engine:
     engine = make_engine(settings)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except DatabaseError as exc:
+        # "database disk image is malformed" on the first read: say so, and how to recover,
+        # rather than leave a driver error to be puzzled over.
+        if isinstance(exc, OperationalError) and not _says_damaged(exc):
+            raise
+        report = check_integrity(engine)
+        if report.ok:
+            raise
+        engine.dispose()
+        raise StorageCorrupt(f"the database fails its integrity check ({report.method}: {'; '.join(report.problems[:3])}). "
+                             f"{RECOVERY_HINT}") from exc
     return engine
+
+
+def _says_damaged(exc: DatabaseError) -> bool:
+    message = str(exc.orig or exc)
+    return "malformed" in message or "not a database" in message
+
+
+# --- integrity ------------------------------------------------------------------------------------
+
+RECOVERY_HINT = ("Restore the database from a snapshot, or rebuild it: save what is still readable "
+                 "(sqlite3 groundwork.db .recover | sqlite3 recovered.db), or start an empty database, and re-ingest "
+                 "the sources; then `groundwork reindex`. See the README, 'Reliability'.")
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    """The outcome of the database's own integrity check."""
+
+    ok: bool
+    method: str  # what was checked, e.g. "sqlite quick_check"
+    problems: tuple[str, ...]
+    checked_at: float  # time.time()
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "method": self.method, "problems": list(self.problems),
+                "checked_at": self.checked_at, "seconds": round(self.seconds, 3)}
+
+
+def check_integrity(engine: Engine, *, max_problems: int = 20) -> IntegrityReport:
+    """Run the database's own integrity check: SQLite's ``PRAGMA quick_check`` (every page and
+    record structure, not index contents: O(database) reads), or on Postgres amcheck's heap and
+    B-tree checks when that extension is installed (without it only reachability is checked).
+
+    A database that cannot be reached raises StorageUnavailable: that says nothing about its
+    integrity.
+    """
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                method = "sqlite quick_check"
+                rows = [str(r[0]) for r in conn.exec_driver_sql(f"PRAGMA quick_check({int(max_problems)})").fetchall()]
+                problems = () if rows == ["ok"] else tuple(rows)
+            elif engine.dialect.name == "postgresql":
+                method, problems = _postgres_integrity(conn, max_problems)
+            else:
+                method, problems = f"{engine.dialect.name}: none available", ()
+    except OperationalError as exc:
+        if not _says_damaged(exc):
+            raise StorageUnavailable(f"the database cannot be reached: {exc.orig or exc}") from exc
+        method, problems = "sqlite quick_check", (str(exc.orig or exc),)
+    except DatabaseError as exc:  # SQLite: "database disk image is malformed", "file is not a database"
+        method = "sqlite quick_check" if engine.dialect.name == "sqlite" else engine.dialect.name
+        problems = (str(exc.orig or exc),)
+    return IntegrityReport(not problems, method, problems, time.time(), time.perf_counter() - started)
+
+
+def _postgres_integrity(conn: Connection, max_problems: int) -> tuple[str, tuple[str, ...]]:
+    installed = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'amcheck'")).scalar()
+    if installed is None:
+        conn.execute(text("SELECT 1"))
+        return "postgres: reachable (install the amcheck extension for a real check)", ()
+    problems: list[str] = []
+    tables = list(SQLModel.metadata.tables)
+    has_heap_check = conn.execute(text("SELECT to_regproc('verify_heapam') IS NOT NULL")).scalar()
+    for table in tables:
+        oid = conn.execute(text("SELECT to_regclass(:t)::oid"), {"t": table}).scalar()
+        if oid is None:
+            continue
+        if has_heap_check:
+            for row in conn.execute(text("SELECT blkno, offnum, msg FROM verify_heapam(:oid) LIMIT :n"), {"oid": oid, "n": max_problems}):
+                problems.append(f"{table}: block {row[0]} item {row[1]}: {row[2]}")
+        indexes = conn.execute(text(
+            "SELECT i.indexrelid::regclass::text, i.indexrelid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = :oid AND a.amname = 'btree'"), {"oid": oid}).all()
+        for name, index_oid in indexes:
+            try:
+                with conn.begin_nested():
+                    conn.execute(text("SELECT bt_index_check(:oid)"), {"oid": index_oid})
+            except DatabaseError as exc:
+                problems.append(f"index {name}: {exc.orig or exc}")
+    method = f"postgres amcheck {installed}" + (" (heap and B-tree)" if has_heap_check else " (B-tree)")
+    return method, tuple(problems[:max_problems])
+
+
+class IntegrityMonitor:
+    """The last integrity check of one database, shared by the jobs of a process; re-run when
+    older than the caller allows (a full check reads the whole database)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._last: IntegrityReport | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def last(self) -> IntegrityReport | None:
+        """The last result, without checking (what a health probe reports)."""
+        return self._last
+
+    def check(self, max_age_s: float = 0.0) -> IntegrityReport:
+        """A result at most ``max_age_s`` old (0: check now)."""
+        with self._lock:
+            last = self._last
+            if last is not None and max_age_s > 0 and time.time() - last.checked_at <= max_age_s:
+                return last
+            report = check_integrity(self.engine)
+            if not report.ok:
+                log.error("database integrity check failed (%s): %s", report.method, "; ".join(report.problems[:5]))
+            self._last = report
+            return report
+
+    def require_intact(self, max_age_s: float = 0.0) -> IntegrityReport:
+        """Raise StorageCorrupt unless the database passes its check (cached up to ``max_age_s``)."""
+        report = self.check(max_age_s)
+        if not report.ok:
+            raise StorageCorrupt(
+                f"the database fails its integrity check ({report.method}: {'; '.join(report.problems[:3])}); "
+                f"refusing to write into it. {RECOVERY_HINT}"
+            )
+        return report

@@ -4,7 +4,7 @@ A question that names a company, product, form or period ("NVIDIA's total net sa
 quarter ended July 2023") is about one or a few documents; passages from other documents that
 share its wording ("total net sales") are not evidence. Chunk retrieval cannot see this on its
 own, so this index scores documents by how well the question's words name them; retrieval adds
-that score to each chunk of the document (``service.ranking``).
+that score to each chunk of the document (``service.query.ranking``).
 
 Built from the catalog's document attributes and rebuilt when the catalog changes; a few
 thousand short descriptions take milliseconds. Scoring is vectorised per query term.

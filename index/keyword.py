@@ -9,23 +9,26 @@ write safe: the manifest can lag the engine, never lead it.
 
 On-disk layout of an index at ``path``::
 
-    path/manifest.json   format version, engine, analyzer, position, doc count
+    path/manifest.json   format version, engine, analyzer, position, doc count, and the size
+                         and sha256 of every engine file the committed state consists of
     path/<engine>/       the engine's own files
 
 The manifest is written first when an index is created, so engine files never exist without
-one saying how they were analysed.
+one saying how they were analysed. Engines do not checksum their own files (a flipped byte in a
+tantivy posting list makes it panic or rank wrongly), so the manifest does: files are verified
+against it at open and in ``verify_files``, and a mismatch is :class:`KeywordIndexCorrupt`.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, get_args, runtime_checkable
 
-from index.atomic import atomic_write_json, read_json
-from index.errors import IndexMismatch
+from index.atomic import atomic_write_json, read_json, sha256_file
+from index.errors import IndexCorrupt, IndexMismatch
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -52,6 +55,15 @@ class KeywordIndexMismatch(IndexMismatch, RuntimeError):
     """The index on disk cannot serve this request as it stands (built with another engine,
     analyzer or format, or its files are missing); the caller should rebuild it from the
     database."""
+
+
+class KeywordIndexCorrupt(IndexCorrupt):
+    """An engine file differs from what the manifest recorded at commit, or the engine failed
+    (panicked) on its files; the caller should rebuild the index from the database."""
+
+
+class KeywordManifestUnreadable(KeywordIndexCorrupt, KeywordIndexMismatch):
+    """The manifest itself is damaged: the index cannot say how it was built, or what it holds."""
 
 
 @runtime_checkable
@@ -102,8 +114,39 @@ class KeywordIndex(Protocol):
         """
         ...
 
+    def verify_files(self) -> list[str]:
+        """Re-read every committed engine file and compare it with the size and sha256 the
+        manifest recorded; returns what differs ([] when intact). Costs a full read."""
+        ...
+
     def close(self) -> None:
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileDigest:
+    """What the manifest remembers of one engine file. ``mtime_ns`` only lets an open skip
+    re-hashing a file nobody has touched; the size and digest are what is checked."""
+
+    size: int
+    sha256: str
+    mtime_ns: int = 0
+
+    def to_json(self) -> dict:
+        return {"size": self.size, "sha256": self.sha256, "mtime_ns": self.mtime_ns}
+
+    @classmethod
+    def from_json(cls, data: object) -> FileDigest:
+        if not isinstance(data, dict):
+            raise TypeError("file entry is not an object")
+        size, digest, mtime_ns = data.get("size"), data.get("sha256"), data.get("mtime_ns", 0)
+        if not isinstance(size, int) or not isinstance(mtime_ns, int) or not _is_sha256(digest):
+            raise ValueError(f"bad file entry {data!r}")
+        return cls(size, digest, mtime_ns)
+
+
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +156,34 @@ class KeywordManifest:
     analyzer: str
     position: int
     doc_count: int
+    # Engine file name (relative to the engine directory) -> digest, as committed. Empty for an
+    # index written before checksums were recorded: it is trusted, and recorded at its next commit.
+    files: dict[str, FileDigest] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["files"] = {name: digest.to_json() for name, digest in sorted(self.files.items())}
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> KeywordManifest:
         try:
+            files = data.get("files", {})
+            if not isinstance(files, dict):
+                raise TypeError("files is not an object")
+            for name in files:
+                if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+                    raise ValueError(f"bad file name {name!r}")
             return cls(
                 format_version=int(data["format_version"]),
                 engine=str(data["engine"]),
                 analyzer=str(data["analyzer"]),
                 position=int(data["position"]),
                 doc_count=int(data["doc_count"]),
+                files={name: FileDigest.from_json(entry) for name, entry in files.items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise KeywordIndexMismatch(f"unreadable keyword index manifest: {exc!r}") from exc
+            raise KeywordManifestUnreadable(f"unreadable keyword index manifest: {exc!r}") from exc
 
 
 def manifest_path(path: Path) -> Path:
@@ -143,14 +198,54 @@ def read_manifest(path: Path) -> KeywordManifest | None:
     try:
         data = read_json(file)
     except ValueError as exc:
-        raise KeywordIndexMismatch(f"unreadable keyword index manifest {file}: {exc}") from exc
+        raise KeywordManifestUnreadable(f"unreadable keyword index manifest {file}: {exc}") from exc
     if not isinstance(data, dict):
-        raise KeywordIndexMismatch(f"unreadable keyword index manifest {file}")
+        raise KeywordManifestUnreadable(f"unreadable keyword index manifest {file}")
     return KeywordManifest.from_json(data)
 
 
 def write_manifest(path: Path, manifest: KeywordManifest) -> None:
     atomic_write_json(manifest_path(path), manifest.to_json())
+
+
+def record_digests(
+    engine_dir: Path, names: Collection[str], previous: dict[str, FileDigest], *, rewritten: Collection[str] = ()
+) -> dict[str, FileDigest]:
+    """Digests of the files a commit consists of. A name the previous manifest already knew
+    keeps its recorded digest (engine files are immutable once named, so re-hashing could only
+    launder damage into the manifest), except those in ``rewritten``, which the engine has just
+    written again under the same name (tantivy's meta.json); new names are hashed."""
+    out: dict[str, FileDigest] = {}
+    for name in names:
+        if name in previous and name not in rewritten:
+            out[name] = previous[name]
+            continue
+        path = Path(engine_dir) / name
+        stat = path.stat()
+        out[name] = FileDigest(stat.st_size, sha256_file(path), stat.st_mtime_ns)
+    return out
+
+
+def digest_problem(path: Path, expected: FileDigest, *, full: bool) -> str | None:
+    """How the file at ``path`` differs from its recorded digest, or None when it matches.
+
+    ``full`` re-hashes the file; otherwise a file whose size and modification time are as
+    recorded is taken as unchanged, and only a touched one is re-hashed (a file restored from
+    a backup with a new mtime is still accepted when its bytes match).
+    """
+    try:
+        stat = path.stat()
+        if stat.st_size != expected.size:
+            return f"{path.name}: {stat.st_size} bytes, recorded {expected.size}"
+        if not full and stat.st_mtime_ns == expected.mtime_ns:
+            return None
+        if sha256_file(path) != expected.sha256:
+            return f"{path.name}: contents differ from the recorded sha256"
+    except FileNotFoundError:
+        return f"{path.name}: missing"
+    except OSError as exc:
+        return f"{path.name}: unreadable ({exc.strerror or exc})"
+    return None
 
 
 def check_compatible(manifest: KeywordManifest, *, engine: str, analyzer: str, path: Path) -> None:
@@ -254,28 +349,3 @@ def check_position(current: int, new: int) -> int:
 def rank(scored: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
     """Best first, ties broken by chunk id so that every engine orders equal scores alike."""
     return sorted(scored, key=lambda item: (-item[1], item[0]))[:k]
-
-
-def open_keyword_index(
-    path: Path, analyzer: str = "en_stem", *, engine: str | None = None
-) -> KeywordIndex:
-    """Open the keyword index at ``path``, creating an empty one if there is none.
-
-    ``engine`` None means "whatever is there", or the default engine for a new index.
-    Raises :class:`KeywordIndexMismatch` when the index on disk was built with another
-    engine, analyzer or format version.
-    """
-    validate_analyzer(analyzer)
-    path = Path(path)
-    if engine is None:
-        manifest = read_manifest(path)
-        engine = manifest.engine if manifest is not None else DEFAULT_ENGINE
-    if engine == TANTIVY_ENGINE:
-        from index.keyword_tantivy import TantivyKeywordIndex
-
-        return TantivyKeywordIndex(path, analyzer)
-    if engine == BM25S_ENGINE:
-        from index.keyword_bm25s import Bm25sKeywordIndex
-
-        return Bm25sKeywordIndex(path, analyzer)
-    raise KeywordIndexMismatch(f"unknown keyword engine {engine!r}; expected one of {ENGINES}")

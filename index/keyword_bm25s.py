@@ -141,6 +141,12 @@ class Bm25sKeywordIndex:
         )
         self._position = position
 
+    def verify_files(self) -> list[str]:
+        """Nothing to re-hash: the chunk file is re-read and re-parsed in full at every open,
+        and written whole at every commit, so this reference engine records no checksums."""
+        self._check_open()
+        return []
+
     # --- reading -------------------------------------------------------------------------
     @property
     def position(self) -> int:

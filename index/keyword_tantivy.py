@@ -9,33 +9,55 @@ Queries never go through tantivy's query parser: the raw text is run through the
 analyzer as the indexed text and the resulting terms are OR-ed as term queries, so no user
 input can be a syntax error. A term repeated in the query counts once per occurrence, as in
 Lucene and bm25s.
+
+Failing closed. tantivy keeps no checksums of its own: a flipped byte in a posting list makes
+it panic (pyo3's PanicException, a BaseException that would escape every ``except
+Exception``) or rank wrongly. So each commit records the size and sha256 of the files it
+consists of in the manifest, an open verifies them, and an engine failure on read is raised as
+:class:`~index.keyword.KeywordIndexCorrupt`. A failed write (a full disk kills tantivy's
+writer) discards the writer and its uncommitted changes: the position stays where the last
+commit left it, so the caller's next catch-up replays them into a fresh writer. The writer
+lives only from the first change to the commit, which waits for tantivy's background merges:
+between commits nothing rewrites the files the manifest describes.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import tantivy
 from tantivy import Filter, Occur, Query, TextAnalyzer, TextAnalyzerBuilder, Tokenizer
 
+from index.errors import StorageUnavailable
 from index.keyword import (
     FORMAT_VERSION,
     TANTIVY_ENGINE,
     KeywordDoc,
+    KeywordIndexCorrupt,
+    FileDigest,
     KeywordManifest,
     check_position,
     clean_text,
+    digest_problem,
     latest_by_chunk,
     prepare_manifest,
     rank,
+    read_manifest,
+    record_digests,
     usable_ids,
     validate_analyzer,
     validate_id,
     write_manifest,
 )
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ENGINE_DIR = "tantivy"
 CHUNK_ID = "chunk_id"
@@ -53,6 +75,18 @@ _FILTER_OVERFETCH = 4
 _FILTER_MIN_DEPTH = 256
 # Indexing memory budget shared by the writer's threads; tantivy flushes a segment when full.
 _WRITER_HEAP_BYTES = 64_000_000
+# tantivy rewrites this file under the same name at every commit; every other file it names
+# (segment components, delete bitsets carrying their opstamp) is written once.
+_META_FILE = "meta.json"
+# Exceptions that are about the process, not the engine's files: never reported as corruption.
+_NOT_ENGINE_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+class KeywordWriteFailed(StorageUnavailable):
+    """tantivy could not write (most often: the disk is full). Nothing was committed and the
+    position did not move; replaying the same changes later is safe."""
+
+    code = "keyword_write_failed"
 
 
 def build_text_analyzer(analyzer: str) -> TextAnalyzer:
@@ -106,16 +140,109 @@ def _has_index(directory: Path) -> bool:
     return directory.is_dir() and tantivy.Index.exists(str(directory))
 
 
+def _live_segments(engine_dir: Path) -> dict[str, str | None]:
+    """File-name prefix of each segment meta.json lists -> the name suffix of its current
+    delete bitset (None when it has no deletes)."""
+    meta = json.loads((Path(engine_dir) / _META_FILE).read_bytes())
+    segments: dict[str, str | None] = {}
+    for segment in meta.get("segments", []):
+        opstamp = (segment.get("deletes") or {}).get("opstamp")
+        segments[str(segment["segment_id"]).replace("-", "") + "."] = None if opstamp is None else f"{opstamp}.del"
+    return segments
+
+
+def committed_files(engine_dir: Path) -> list[str]:
+    """The files the committed state consists of: meta.json and the components of the
+    segments it lists (with each segment's current delete bitset only). Leftovers of merges
+    and failed writes, which tantivy collects later, are not part of it."""
+    segments = _live_segments(engine_dir)
+    names = [_META_FILE]
+    for entry in Path(engine_dir).iterdir():
+        prefix, _, rest = entry.name.partition(".")
+        delete_suffix = segments.get(prefix + ".", False)
+        if delete_suffix is False:
+            continue
+        if rest.endswith(".del") and rest != delete_suffix:
+            continue  # an older delete bitset of a live segment
+        names.append(entry.name)
+    return sorted(names)
+
+
+def check_committed_files(engine_dir: Path, recorded: dict[str, FileDigest], *, full: bool) -> list[str]:
+    """How the committed files differ from the digests a commit recorded ([] when intact).
+
+    Segment files are written once under a fresh name, so every recorded file still in use
+    must match its digest. meta.json is rewritten by every commit: when it differs, a later
+    commit landed without its manifest (a crash, or another process mid-commit), and that is
+    allowed as long as meta.json parses and every segment it names has its files; the files
+    that commit added cannot be checked until the next commit records them. A manifest
+    without digests (written before they were recorded) checks nothing.
+    """
+    if not recorded:
+        return []
+    engine_dir = Path(engine_dir)
+    try:
+        names = committed_files(engine_dir)
+    except FileNotFoundError:
+        return [f"{_META_FILE}: missing"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return [f"{_META_FILE}: unreadable ({exc})"]
+    meta = recorded.get(_META_FILE)
+    moved_on = meta is None or digest_problem(engine_dir / _META_FILE, meta, full=True) is not None
+    problems: list[str] = []
+    present = set(names)
+    for name, expected in sorted(recorded.items()):
+        if name == _META_FILE:
+            continue
+        if name in present:
+            problem = digest_problem(engine_dir / name, expected, full=full)
+            if problem is not None:
+                problems.append(problem)
+        elif not moved_on:
+            problems.append(f"{name}: missing")
+    if moved_on:
+        with_files = {name.partition(".")[0] + "." for name in names if not name.endswith(".del")}
+        problems.extend(f"{_META_FILE} names segment {prefix[:-1]}, whose files are missing"
+                        for prefix in sorted(set(_live_segments(engine_dir)) - with_files))
+    return problems
+
+
+def _is_engine_failure(exc: BaseException) -> bool:
+    """A panic inside the engine (pyo3 raises those as BaseException), as opposed to an
+    ordinary error or the process being interrupted or shut down."""
+    return not isinstance(exc, (Exception, *_NOT_ENGINE_FAILURES))
+
+
+def _read(path: Path, what: str, call: Callable[[], T]) -> T:
+    """Run an engine read; whatever the engine raises on its own files is corruption."""
+    try:
+        return call()
+    except KeywordIndexCorrupt:
+        raise
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise KeywordIndexCorrupt(f"keyword index at {path}: tantivy failed to {what}: {exc}") from exc
+    except BaseException as exc:
+        if not _is_engine_failure(exc):
+            raise
+        raise KeywordIndexCorrupt(f"keyword index at {path}: tantivy panicked while trying to {what}: {exc}") from exc
+
+
 class TantivyKeywordIndex:
     """A :class:`~index.keyword.KeywordIndex` on tantivy; see the protocol for the contract."""
 
     name = TANTIVY_ENGINE
 
-    def __init__(self, path: Path, analyzer: str = "en_stem"):
+    def __init__(self, path: Path, analyzer: str = "en_stem", *, full_check_max_bytes: int | None = None):
+        """Open (or create) the index at ``path``, verifying its files against the manifest.
+
+        Files up to ``full_check_max_bytes`` in total (None: no limit) are re-hashed; above it
+        only those whose size or modification time changed are, and ``verify_files`` re-hashes
+        everything.
+        """
         validate_analyzer(analyzer)
         self._path = Path(path)
         self._analyzer = analyzer
-        engine_dir = self._path / ENGINE_DIR
+        self._engine_dir = engine_dir = self._path / ENGINE_DIR
         manifest, fresh = prepare_manifest(
             self._path, engine=self.name, analyzer=analyzer, engine_files_present=_has_index(engine_dir)
         )
@@ -125,13 +252,19 @@ class TantivyKeywordIndex:
             engine_dir.mkdir(parents=True)
             self._index = tantivy.Index(_schema(analyzer), path=str(engine_dir))
         else:
-            self._index = tantivy.Index.open(str(engine_dir))
+            total = sum(digest.size for digest in manifest.files.values())
+            full = full_check_max_bytes is None or total <= full_check_max_bytes
+            problems = check_committed_files(engine_dir, manifest.files, full=full)
+            if problems:
+                raise KeywordIndexCorrupt(f"keyword index at {self._path} does not match its manifest: " + "; ".join(problems[:5]))
+            self._index = _read(self._path, "open the index", lambda: tantivy.Index.open(str(engine_dir)))
+        self._files = dict(manifest.files)
         self._text_analyzer = build_text_analyzer(analyzer)
         self._index.register_tokenizer(_tokenizer_name(analyzer), self._text_analyzer)
         # Searchers change only at our commit, so a search never sees a half-applied batch.
         self._index.config_reader(reload_policy="manual")
         self._schema = self._index.schema
-        self._searcher = self._index.searcher()
+        self._searcher = _read(self._path, "open a searcher", self._index.searcher)
         self._writer: tantivy.IndexWriter | None = None
         self._dirty = False
         self._position = manifest.position
@@ -142,30 +275,65 @@ class TantivyKeywordIndex:
         """Taken on first write, so an index opened only to search holds no writer lock."""
         self._check_open()
         if self._writer is None:
-            self._writer = self._index.writer(heap_size=_WRITER_HEAP_BYTES)
+            self._writer = self._write("open a writer", lambda: self._index.writer(heap_size=_WRITER_HEAP_BYTES))
         return self._writer
+
+    def _write(self, what: str, call: Callable[[], T]) -> T:
+        """Run an engine write. On failure the writer and every uncommitted change are dropped
+        (a killed tantivy writer refuses all further work), so the next attempt starts clean
+        from the last commit; a panic means the files themselves are suspect."""
+        try:
+            return call()
+        except _NOT_ENGINE_FAILURES:
+            raise
+        except BaseException as exc:
+            self._discard_writer()
+            if _is_engine_failure(exc):
+                raise KeywordIndexCorrupt(f"keyword index at {self._path}: tantivy panicked while trying to {what}: {exc}") from exc
+            raise KeywordWriteFailed(
+                f"keyword index at {self._path}: could not {what} ({exc}); nothing was committed, "
+                f"the index stays at position {self._position}"
+            ) from exc
+
+    def _discard_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        self._dirty = False
+        if writer is None:
+            return
+        for step in (writer.rollback, writer.wait_merging_threads):
+            try:
+                step()
+            except _NOT_ENGINE_FAILURES:
+                raise
+            except BaseException as exc:  # a killed writer may refuse even this
+                log.debug("discarding the keyword index writer: %s", exc)
 
     def upsert(self, docs: Sequence[KeywordDoc]) -> None:
         docs = latest_by_chunk(docs)
         if not docs:
             return
         writer = self._open_writer()
-        # Deletes apply only to documents added before them, so one delete of the whole
-        # batch followed by the adds replaces old versions and keeps the new ones.
-        self._delete_ids(writer, [doc.chunk_id for doc in docs])
-        for doc in docs:
-            document = tantivy.Document()
-            document.add_unsigned(CHUNK_ID, doc.chunk_id)
-            document.add_unsigned(DOCUMENT_ID, doc.document_id)
-            document.add_text(TEXT, doc.text)
-            writer.add_document(document)
+
+        def add_all() -> None:
+            # Deletes apply only to documents added before them, so one delete of the whole
+            # batch followed by the adds replaces old versions and keeps the new ones.
+            self._delete_ids(writer, [doc.chunk_id for doc in docs])
+            for doc in docs:
+                document = tantivy.Document()
+                document.add_unsigned(CHUNK_ID, doc.chunk_id)
+                document.add_unsigned(DOCUMENT_ID, doc.document_id)
+                document.add_text(TEXT, doc.text)
+                writer.add_document(document)
+
+        self._write("add documents", add_all)
         self._dirty = True
 
     def delete(self, chunk_ids: Sequence[int]) -> None:
         ids = [validate_id(chunk_id, "chunk_id") for chunk_id in chunk_ids]
         if not ids:
             return
-        self._delete_ids(self._open_writer(), ids)
+        writer = self._open_writer()
+        self._write("delete documents", lambda: self._delete_ids(writer, ids))
         self._dirty = True
 
     def _delete_ids(self, writer: tantivy.IndexWriter, chunk_ids: list[int]) -> None:
@@ -176,20 +344,47 @@ class TantivyKeywordIndex:
     def commit(self, position: int) -> None:
         self._check_open()
         position = check_position(self._position, position)
-        if self._dirty:
-            assert self._writer is not None
-            self._writer.commit()
-            self._dirty = False
+        files = self._files
+        if self._dirty or not files:
+            if self._dirty:
+                writer = self._writer
+                assert writer is not None
+                self._write("commit", writer.commit)
+                # Merges run in the background after a commit and rewrite meta.json; wait for
+                # them (which also ends the writer) so that the files recorded below stay as
+                # they are until the next commit.
+                self._writer, self._dirty = None, False
+                try:
+                    writer.wait_merging_threads()
+                except _NOT_ENGINE_FAILURES:
+                    raise
+                except BaseException as exc:  # the commit is durable; a merge that failed is only not done
+                    log.warning("keyword index at %s: a background merge failed: %s", self._path, exc)
+            try:
+                files = record_digests(self._engine_dir, committed_files(self._engine_dir), self._files, rewritten=(_META_FILE,))
+            except OSError as exc:
+                raise KeywordWriteFailed(f"keyword index at {self._path}: could not record its files ({exc})") from exc
+            except (ValueError, KeyError, TypeError) as exc:
+                raise KeywordIndexCorrupt(f"keyword index at {self._path}: unreadable {_META_FILE} after commit ({exc})") from exc
         self._index.reload()
-        searcher = self._index.searcher()
+        searcher = _read(self._path, "open a searcher", self._index.searcher)
         self._searcher = searcher
         # The engine's commit is durable before the manifest names its position: after a
-        # crash in between, the manifest lags and the replay is harmless.
+        # crash (or a failed write) in between, the manifest lags, the replay is harmless, and
+        # the files that commit added are accepted unchecked until the next commit records them.
         write_manifest(
             self._path,
-            KeywordManifest(FORMAT_VERSION, self.name, self._analyzer, position, searcher.num_docs),
+            KeywordManifest(FORMAT_VERSION, self.name, self._analyzer, position, searcher.num_docs, files),
         )
+        self._files = files
         self._position = position
+
+    def verify_files(self) -> list[str]:
+        """Re-hash the committed files against the manifest on disk (which a writer in another
+        process may have moved past this instance's view)."""
+        self._check_open()
+        manifest = read_manifest(self._path)
+        return check_committed_files(self._engine_dir, manifest.files, full=True) if manifest else []
 
     # --- reading -------------------------------------------------------------------------
     @property
@@ -202,7 +397,8 @@ class TantivyKeywordIndex:
 
     def count(self) -> int:
         self._check_open()
-        return self._searcher.num_docs
+        searcher = self._searcher
+        return _read(self._path, "count documents", lambda: searcher.num_docs)
 
     def search(
         self, query: str, k: int, *, allowed_document_ids: Collection[int] | None = None
@@ -218,8 +414,8 @@ class TantivyKeywordIndex:
         if text_query is None:
             return []
         if allowed is None:
-            return self._ranked(searcher, searcher.search(text_query, limit=k, count=False).hits, k)
-        return self._search_allowed(searcher, text_query, k, allowed)
+            return _read(self._path, "search", lambda: self._ranked(searcher, searcher.search(text_query, limit=k, count=False).hits, k))
+        return _read(self._path, "search", lambda: self._search_allowed(searcher, text_query, k, allowed))
 
     def _search_allowed(
         self, searcher: tantivy.Searcher, text_query: Query, k: int, allowed: Collection[int]
@@ -271,12 +467,7 @@ class TantivyKeywordIndex:
         if self._closed:
             return
         self._closed = True
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            if self._dirty:
-                writer.rollback()
-            writer.wait_merging_threads()  # consumes the writer: the lock goes with it
-        self._dirty = False
+        self._discard_writer()  # rolls back, then consumes the writer: the lock goes with it
 
     def _check_open(self) -> None:
         if self._closed:

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Field(Path("./groundwork-data"), description="Indexes, caches and the default SQLite database live here.")
     database_url: str | None = Field(None, description="SQLAlchemy URL. Default: SQLite (WAL) inside data_dir. Postgres: postgresql+psycopg://...")
+    database_check_interval_s: float = Field(300.0, ge=0, description="How old a database integrity check (SQLite PRAGMA quick_check; Postgres amcheck where installed) may be before an ingest job or the server's background check runs it again; every CLI ingest checks once at its start, `verify` always. The check reads the whole database: 0.2-0.3 s for a SciFact-size one (64 MB, bench/integrity.py). 0 checks at every job.")
 
     # --- parsing -------------------------------------------------------------------------
     max_file_bytes: int = Field(100 * 1024 * 1024, description="Files larger than this fail with reason too_large.")
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
 
     # --- retrieval -----------------------------------------------------------------------
     keyword_analyzer: Literal["en_stem", "default", "whitespace"] = Field("en_stem", description="BM25 analyzer: en_stem = lowercase + English stemming + stop words.")
+    keyword_full_check_max_bytes: int = Field(256 * 1024 * 1024, ge=0, description="Opening a keyword index re-hashes all its files against the digests its last commit recorded when they total at most this; a larger index re-hashes only files whose size or modification time changed (`groundwork verify` always re-hashes everything). Measured with bench/integrity.py on SciFact (14,808 chunks, 1.8 MB of keyword files): a full check adds 12-18 ms to a 1-4 ms open; at the default limit it costs about what hashing the vector file at every open already does.")
     dense_candidates: int = Field(100, ge=1)
     search_threads: int = Field(1, ge=1, description="HTTP service: searches (index lookups, fusion, chunk fetch) run on at most this many threads at once. Measured with bench/load.py: Python threads contend for the interpreter lock, so on 2 cores one thread served more queries than six; query embedding is batched separately.")
     keyword_candidates: int = Field(100, ge=1)
@@ -110,10 +112,12 @@ class Settings(BaseSettings):
     max_query_chars: int = 2000
     max_k: int = 100
     rate_limit_per_minute: int = Field(600, description="Per API key; 0 disables.")
+    unavailable_retry_after_s: int = Field(5, ge=1, description="Retry-After sent with a 503 when the database is unavailable. Not measured: a database restart or failover usually takes a few seconds, and clients should not hammer it meanwhile.")
     auth_cache_s: float = Field(5.0, ge=0, description="A verified API key is trusted this long without another database lookup. A key revoked through the serving process is refused at once; one revoked by the CLI or another server within this time. 0 checks the database on every request.")
     metrics_public: bool = Field(False, description="Serve /metrics without a key. Off by default: index sizes count every document, including those a given key may not see; Prometheus can send an admin key as a bearer token.")
     ingest_job_workers: int = 1
     ingest_roots: list[Path] = Field(default_factory=list, description="Server-side paths that admins may ingest from.")
+    upload_spool_stale_s: float = Field(600.0, ge=0, description="At start the server deletes upload spool files (data_dir/uploads/.incoming-*) older than this: uploads whose process died mid-copy. An upload's spool file lives for the seconds its copy takes.")
 
     @field_validator("data_dir", mode="after")
     @classmethod

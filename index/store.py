@@ -18,6 +18,7 @@ from sqlalchemy import Engine, Text, bindparam, delete, func, insert, select, ty
 from sqlmodel import Session
 
 from index.boilerplate import text_fingerprint
+from index.db import IntegrityMonitor
 from index.models import (
     ChangeLog,
     ChangeOp,
@@ -121,6 +122,7 @@ def keyword_text(title: str | None, heading_path: Sequence[str], context: str, t
 class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.integrity = IntegrityMonitor(engine)
 
     # --- collections ----------------------------------------------------------------------
     def collection_id(self, name: str, *, create: bool = True) -> int | None:
@@ -425,6 +427,11 @@ class Store:
     def max_seq(self) -> int:
         with Session(self.engine) as session:
             return int(session.execute(select(func.max(ChangeLog.seq))).scalar() or 0)
+
+    def count_changes_since(self, seq: int) -> int:
+        """Change-log rows past ``seq``: how far an index at that position is behind."""
+        with Session(self.engine) as session:
+            return int(session.execute(select(func.count()).select_from(ChangeLog).where(ChangeLog.seq > seq)).scalar() or 0)
 
     def changes_since(self, seq: int, limit: int = 50_000) -> list[tuple[int, str, int | None, int | None]]:
         with Session(self.engine) as session:

@@ -39,6 +39,10 @@ class ParsedDocument:
     mime_type: str
     title: str | None = None
     metadata: dict = field(default_factory=dict)
+    # Set when parsed from a checked private copy (ingest.safe_open): the sha256 and size of
+    # exactly the bytes parsed, which the stored document must carry.
+    sha256: str | None = None
+    size_bytes: int | None = None
 
 
 class FailureReason(str, Enum):
@@ -49,6 +53,7 @@ class FailureReason(str, Enum):
     empty = "empty"
     too_large = "too_large"
     timeout = "timeout"
+    symlink = "symlink"  # a symlink not followed, or one leading outside the allowed roots
 
 
 class ParseFailure(Exception):

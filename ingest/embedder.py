@@ -2,7 +2,7 @@
 
 Indexes record the ``fingerprint`` of the embedder that built them: vectors from two different
 models (or from a quantized copy of one) live in different spaces, and comparing across them
-gives confident nonsense instead of an error. ``check_fingerprint`` turns that into an error.
+gives confident nonsense instead of an error (``index.indexset`` refuses such an index).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -24,6 +25,9 @@ _FINGERPRINT_SKIP_SUFFIXES = (".md", ".onnx", ".onnx_data", ".xml", ".lock")
 
 @runtime_checkable
 class Embedder(Protocol):
+    """What ingestion and search need from a model. Implementations subclass it explicitly,
+    which gives them the default ``submit_query``."""
+
     model_name: str
     dimension: int
     max_seq_length: int
@@ -42,18 +46,16 @@ class Embedder(Protocol):
         """A local directory a Hugging Face tokenizer can be loaded from, for chunk budgeting."""
         ...
 
-
-class EmbeddingModelMismatch(RuntimeError):
-    """An index was built by a different embedding model than the one asked to query it."""
-
-
-def check_fingerprint(recorded: str, embedder: Embedder) -> None:
-    if recorded != embedder.fingerprint:
-        raise EmbeddingModelMismatch(
-            f"index was built with embedding fingerprint {recorded[:12]}…, but the configured "
-            f"model {embedder.model_name!r} has {embedder.fingerprint[:12]}…; rebuild the index "
-            "or configure the model it was built with"
-        )
+    def submit_query(self, text: str) -> Future[np.ndarray]:
+        """One query's vector as a future, so that an async caller can wait for it without
+        holding a thread. This default computes it now, on the caller's thread, into a done
+        future; the server's batching embedder returns at once and fills it from its own thread."""
+        future: Future[np.ndarray] = Future()
+        try:
+            future.set_result(self.embed_queries([text])[0])
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
 
 
 def combine_fingerprint(*parts: str) -> str:

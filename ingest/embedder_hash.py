@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.embedder import combine_fingerprint
+from ingest.embedder import Embedder, combine_fingerprint
 
 _WORD = re.compile(r"\w+")
 _RECIPE_VERSION = "hash-embedder-v1"
 
 
-class HashEmbedder:
+class HashEmbedder(Embedder):
     device = "cpu"
 
     def __init__(

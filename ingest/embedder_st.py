@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from index.errors import ModelUnavailable
-from ingest.embedder import combine_fingerprint, fingerprint_model_dir, l2_normalize, pad_batch, plan_batches
+from ingest.embedder import Embedder, combine_fingerprint, fingerprint_model_dir, l2_normalize, pad_batch, plan_batches
 from ingest.export_cache import cached_export
 from ingest.model_paths import force_offline, resolve_model
 from ingest.openvino_runtime import OpenVinoRequest
@@ -107,7 +107,7 @@ def batch_limits(device: str, batch_size: int, batch_tokens: int,
     return batch_size, batch_tokens
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(Embedder):
     """An ``Embedder`` over any local sentence-transformers model."""
 
     def __init__(

@@ -14,6 +14,10 @@ Usage::
 Results arrive in completion order while other files are still being parsed: a dispatcher
 thread keeps the workers busy (up to ``buffer`` finished results waiting) and enforces
 timeouts even while the caller is busy with a previous result.
+
+Given an :class:`~ingest.safe_open.OpenPolicy`, a worker opens each file through its checks
+and parses a private copy (see ``ingest.safe_open``): the check happens in the process that
+reads the file, at the moment it reads it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from ingest.documents import FailureReason, ParsedDocument, ParseFailure
 
 if TYPE_CHECKING:
     from index.settings import Settings
+    from ingest.safe_open import OpenPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +104,8 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
             return
         if request is None:
             return
-        task_id, path = request
-        outcome, retire = _run_parse(config, Path(path))
+        task_id, path, policy = request
+        outcome, retire = _run_parse(config, Path(path), policy)
         try:
             connection.send(("result", (task_id, outcome, retire)))
         except Exception as exc:  # unpicklable outcome: still answer for the file
@@ -110,9 +115,13 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
             return
 
 
-def _run_parse(config: _WorkerConfig, path: Path) -> tuple[Outcome, bool]:
+def _run_parse(config: _WorkerConfig, path: Path, policy: "OpenPolicy | None" = None) -> tuple[Outcome, bool]:
     """Parse one file; the flag says the process state is suspect and the worker should exit."""
     try:
+        if policy is not None:
+            from ingest.safe_open import parse_checked
+
+            return parse_checked(config.parse_fn, path, policy, max_bytes=config.max_bytes, max_chars=config.max_chars), False
         return config.parse_fn(path, max_bytes=config.max_bytes, max_chars=config.max_chars), False
     except ParseFailure as failure:
         return failure, False
@@ -177,6 +186,7 @@ class _Run:
 
     paths: Iterator[Path]
     results: "queue.Queue[tuple[str, Any]]"
+    policy: "OpenPolicy | None" = None
     stop: threading.Event = field(default_factory=threading.Event)
     exhausted: bool = False
     next_task_id: int = 0
@@ -325,14 +335,15 @@ class ParserPool:
 
     # --- parsing -----------------------------------------------------------------------------
 
-    def imap_unordered(self, paths: Iterable[Path | str]) -> Iterator[tuple[Path, Outcome]]:
-        """Parse ``paths`` (consumed lazily) and yield each outcome as soon as it is known."""
+    def imap_unordered(self, paths: Iterable[Path | str], *, policy: "OpenPolicy | None" = None) -> Iterator[tuple[Path, Outcome]]:
+        """Parse ``paths`` (consumed lazily) and yield each outcome as soon as it is known.
+        With ``policy`` each file is opened through its checks and parsed from a private copy."""
         if not self._running:
             raise ParserPoolError("pool is not started; use it as a context manager")
         with self._lock:
             if self._active_run is not None:
                 raise ParserPoolError("only one imap_unordered iteration may run at a time")
-            run = _Run(paths=iter(Path(p) for p in paths), results=queue.Queue())
+            run = _Run(paths=iter(Path(p) for p in paths), results=queue.Queue(), policy=policy)
             self._active_run = run
         self._dispatcher = threading.Thread(target=self._dispatch, args=(run,), name="parser-dispatch", daemon=True)
         self._dispatcher.start()
@@ -421,7 +432,7 @@ class ParserPool:
                 return
             run.next_task_id += 1
             try:
-                worker.connection.send((run.next_task_id, str(path)))
+                worker.connection.send((run.next_task_id, str(path), run.policy))
             except (OSError, ValueError):
                 run.results.put((_ITEM, (path, ParseFailure(FailureReason.corrupt, "parser process unavailable"))))
                 self._replace(worker)

@@ -5,13 +5,18 @@ overlap. A document becomes durable ("acknowledged") only when its single transa
 commits; everything before that is redone by re-running the same job, which is why a
 ``kill -9`` at any moment is harmless. Derived indexes are not touched here: they catch up
 from the change log.
+
+One file never stops a job: each file that cannot be read, is refused by the open policy
+(symlinks, see ``ingest.safe_open``) or cannot be parsed fails alone with a reason, and names
+that are not valid text are stored escaped (``ingest.source_names``). A database that fails
+its own integrity check is refused before anything is written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
+import stat
 import socket
 import sys
 import time
@@ -31,6 +36,8 @@ from ingest.chunking import ChunkSpan, chunk_document
 from ingest.doc_context import DocumentContext, derive_context
 from ingest.documents import FailureReason, ParsedDocument, ParseFailure
 from ingest.embedder import Embedder
+from ingest.safe_open import OpenPolicy, hash_checked, symlink_digest
+from ingest.source_names import source_name, storable
 from ingest.tokens import TokenCounter
 
 log = logging.getLogger(__name__)
@@ -71,33 +78,76 @@ class JobSummary:
         }
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def expand_paths(paths: Iterable[Path], *, follow_symlinks: bool = False, confine_to: Sequence[Path] | None = None) -> list[Path]:
+    """Files under the given files and folders, recursively, sorted, each once.
 
-
-def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files under the given files and folders, recursively, sorted, symlinks resolved, each once."""
+    The paths given are resolved (naming a symlink on the command line follows it). Inside
+    folders, symlinks are followed only with ``follow_symlinks``: then each file is listed
+    under its resolved path, unless it lies outside ``confine_to``, when the link itself is
+    listed (and fails at open, under its own name); without it a symlink to a file or folder
+    is listed as it is, to fail with reason ``symlink``. Hidden entries and anything that is
+    neither a file, a folder nor a symlink (FIFOs, sockets) are skipped.
+    """
+    roots = None if confine_to is None else tuple(Path(r).resolve() for r in confine_to)
     seen: dict[Path, None] = {}
-    for root in paths:
-        root = Path(root)
+    for given in paths:
+        root = Path(given)
         if root.is_dir():
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if name.startswith("."):
-                        continue
-                    candidate = Path(dirpath) / name
-                    if candidate.is_file():
-                        seen.setdefault(candidate.resolve(), None)
+            _walk(root.resolve(), seen, follow_symlinks, roots)
         elif root.is_file():
             seen.setdefault(root.resolve(), None)
         else:
-            raise FileNotFoundError(f"no such file or directory: {root}")
+            raise FileNotFoundError(f"no such file or directory: {source_name(root)}")
     return list(seen)
+
+
+def _walk(root: Path, seen: dict[Path, None], follow_symlinks: bool, roots: tuple[Path, ...] | None) -> None:
+    visited: set[tuple[int, int]] = set()  # folders already walked: a symlink loop ends here
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
+        here = Path(dirpath)
+        try:
+            info = here.stat()
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in visited:
+            dirnames[:] = []
+            continue
+        visited.add((info.st_dev, info.st_ino))
+        kept = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            candidate = here / name
+            if candidate.is_symlink():
+                if not follow_symlinks:
+                    seen.setdefault(candidate, None)  # fails alone: a symlink, not followed
+                    continue
+                if roots is not None and not _inside(candidate.resolve(), roots):
+                    seen.setdefault(candidate, None)  # fails alone: leads outside the roots
+                    continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            candidate = here / name
+            try:
+                mode = candidate.lstat().st_mode
+            except OSError:
+                continue
+            if not follow_symlinks:
+                if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                    seen.setdefault(candidate, None)  # a symlink fails alone at open
+                continue
+            # Following: each file once, under its resolved path (a file reached through a
+            # link and directly is one document), unless that lies outside the roots.
+            target = candidate.resolve()
+            if not target.is_file():
+                continue  # dangling, or a FIFO: nothing to ingest, as for a plain one
+            seen.setdefault(target if roots is None or _inside(target, roots) else candidate, None)
+
+
+def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
 
 
 def embedding_text(
@@ -220,21 +270,27 @@ class IngestRunner:
         sync: bool = False,
         job_id: str | None = None,
         source_names: dict[Path, str] | None = None,
+        policy: OpenPolicy | None = None,
     ) -> JobSummary:
+        """Ingest ``paths``. ``policy`` says which files may be opened (default: no symlinks
+        followed inside folders); ``source_names`` overrides the source of given files."""
         started = time.perf_counter()
+        policy = policy or OpenPolicy()
+        # Before anything is written: writes into a damaged database spread the damage.
+        self.store.integrity.require_intact(max_age_s=self.settings.database_check_interval_s)
         mark_orphaned_jobs(self.store)
-        params = {"paths": [str(p) for p in paths], "collection": collection, "groups": list(groups), "sync": sync}
+        params = {"paths": [source_name(p) for p in paths], "collection": collection, "groups": list(groups), "sync": sync}
         job_id = self.create_job(params, job_id)
         self._set_job(job_id, status=JobStatus.running, started_at=utcnow(), owner=_job_owner(), error=None)
         summary = JobSummary(job_id=job_id)
         try:
-            files = expand_paths(paths)
-            self._process(files, summary, collection, list(groups), metadata or {}, source_names or {})
+            files = expand_paths(paths, follow_symlinks=policy.follow_symlinks, confine_to=policy.confine_to)
+            self._process(files, summary, collection, list(groups), metadata or {}, source_names or {}, policy)
             if sync:
                 self._sync(files, paths, summary, collection, source_names or {})
         except BaseException as exc:
             self._set_job(job_id, status=JobStatus.failed if isinstance(exc, Exception) else JobStatus.interrupted,
-                          error=f"{type(exc).__name__}: {exc}", finished_at=utcnow(), counts=self._counts(summary))
+                          error=storable(f"{type(exc).__name__}: {exc}"), finished_at=utcnow(), counts=self._counts(summary))
             raise
         summary.seconds = time.perf_counter() - started
         self._set_job(job_id, status=JobStatus.done, finished_at=utcnow(), counts=self._counts(summary))
@@ -250,6 +306,8 @@ class IngestRunner:
             session.execute(update(IngestJob).where(IngestJob.id == job_id).values(**values))
 
     def _record(self, summary: JobSummary, result: FileResult, bar) -> None:
+        if result.detail is not None:
+            result.detail = storable(result.detail)
         summary.files.append(result)
         with Session(self.store.engine) as session, session.begin():
             session.add(IngestJobFile(job_id=summary.job_id, path=result.path, status=result.status, reason=result.reason,
@@ -259,9 +317,10 @@ class IngestRunner:
             bar.update(1)
 
     def _source_for(self, path: Path, source_names: dict[Path, str]) -> str:
-        return source_names.get(path, str(path))
+        return source_names.get(path) or source_name(path)
 
-    def _process(self, files: list[Path], summary: JobSummary, collection: str, groups: list[str], metadata: dict, source_names: dict[Path, str]) -> None:
+    def _process(self, files: list[Path], summary: JobSummary, collection: str, groups: list[str], metadata: dict,
+                 source_names: dict[Path, str], policy: OpenPolicy) -> None:
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -271,11 +330,20 @@ class IngestRunner:
         t0 = time.perf_counter()
         to_parse: list[Path] = []
         meta_by_path: dict[Path, tuple[str, int]] = {}
+        claimed: dict[str, Path] = {}
         for path in files:
             source = self._source_for(path, source_names)
+            if claimed.setdefault(source, path) != path:
+                self._record(summary, FileResult(source, "failed", FailureReason.unsupported_type.value,
+                                                 detail=f"its name, written as text, is also the name of {claimed[source]!s}"), bar)
+                continue
             try:
-                size = path.stat().st_size
-                digest = sha256_of(path)
+                digest, size = hash_checked(path, policy)
+            except ParseFailure as failure:
+                # Refused by the open policy (a symlink) or not a regular file: fails alone, under
+                # a digest of what it is, so a re-run over the same link records nothing new.
+                self._fail(summary, collection, source, symlink_digest(path), 0, failure, groups, metadata, bar)
+                continue
             except OSError as exc:
                 self._record(summary, FileResult(source, "failed", FailureReason.corrupt.value, detail=f"unreadable: {exc}"), bar)
                 continue
@@ -308,13 +376,15 @@ class IngestRunner:
         pending_chunks = 0
         flush_at = max(self.settings.embedding_batch_size * 4, 64)
         with self._parser() as pool:
-            for path, outcome in pool.imap_unordered(to_parse):
+            for path, outcome in pool.imap_unordered(to_parse, policy=policy):
                 path = Path(path)
                 source = self._source_for(path, source_names)
                 digest, size = meta_by_path[path]
                 if isinstance(outcome, ParseFailure):
                     self._fail(summary, collection, source, digest, size, outcome, groups, metadata, bar)
                     continue
+                # The bytes parsed are what the document records (the file may have changed since it was hashed).
+                digest, size = outcome.sha256 or digest, outcome.size_bytes if outcome.size_bytes is not None else size
                 try:
                     spans = chunk_document(outcome, self.tokens, max_tokens=self.max_tokens, overlap_tokens=self.settings.chunk_overlap_tokens)
                 except Exception as exc:  # a chunker bug must not take the job down
@@ -379,17 +449,22 @@ class IngestRunner:
             self._record(summary, FileResult(item.source, outcome, chunks=n, document_id=doc_id), bar)
         return written
 
-    def _fail(self, summary: JobSummary, collection: str, source: str, digest: str, size: int, failure: ParseFailure, groups, metadata, bar) -> None:
-        doc_id, _ = self.store.put_failed_document(
-            collection, source, sha256=digest, size_bytes=size, reason=failure.reason.value, detail=failure.detail,
-            groups=groups, metadata=metadata,
-        )
+    def _fail(self, summary: JobSummary, collection: str, source: str, digest: str | None, size: int, failure: ParseFailure, groups, metadata, bar) -> None:
+        existing = self.store.find_document(collection, source) if digest is not None else None
+        if existing is not None and existing.status == DocumentStatus.failed and existing.sha256 == digest \
+                and existing.failure_reason == failure.reason.value:
+            doc_id = existing.id  # failed the same way last time: nothing new to record
+        else:
+            doc_id, _ = self.store.put_failed_document(
+                collection, source, sha256=digest, size_bytes=size, reason=failure.reason.value, detail=storable(failure.detail),
+                groups=groups, metadata=metadata,
+            )
         self._record(summary, FileResult(source, "failed", failure.reason.value, detail=failure.detail, document_id=doc_id), bar)
 
     def _sync(self, files: list[Path], roots: Sequence[Path], summary: JobSummary, collection: str, source_names: dict[Path, str]) -> None:
         """Remove documents under the given roots whose source file is gone."""
         present = {self._source_for(p, source_names) for p in files}
-        root_prefixes = [str(Path(r).resolve()) for r in roots]
+        root_prefixes = [source_name(Path(r).resolve()) for r in roots]
         for doc_id, source in self.store.documents_in(collection):
             if source in present:
                 continue

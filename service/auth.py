@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from index.models import ApiKey, utcnow
 from index.store import Store
-from service.query_types import Principal
+from service.query.types import Principal
 
 ROLES = ("reader", "writer", "admin")
 _RANK = {role: n for n, role in enumerate(ROLES)}

@@ -5,7 +5,12 @@ Exit codes (stable, scripts rely on them):
   1  the command ran and found a problem (`verify`: inconsistent; `ask`: no grounded answer
      with --strict; `documents show/delete`: no such document)
   2  bad usage (unknown flag, bad value)
-  3  the job itself could not run (database unreachable, model not available offline, ...)
+  3  the job itself could not run (database unreachable or failing its integrity check, model
+     not available offline, ...)
+  141  its output was closed early (`groundwork stats | head`), as for any tool ended by SIGPIPE
+
+Errors map to exit codes in one place, ``exit_code_for``: a ``GroundworkError`` by its family,
+anything else as a bug (exit 3; ``-v`` prints its traceback).
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
+from index.errors import InputRejected
+
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a tool ended by it
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", default="default")
     p.add_argument("--group", dest="groups", action="append", default=[], help="access group (repeatable); none = visible to all")
     p.add_argument("--sync", action="store_true", help="remove documents whose source file under PATHS is gone")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="follow symlinks inside the folders given (by default each fails alone with reason symlink)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
     p.add_argument("--no-progress", action="store_true")
 
@@ -137,15 +148,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"groundwork: invalid settings: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args, settings)
+        code = COMMANDS[args.command](args, settings)
+        sys.stdout.flush()  # here, so that a reader gone away is noticed inside the handler below
+        return code
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE_CLOSED
     except KeyboardInterrupt:
         print("groundwork: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the job itself could not run
         if args.verbose:
-            raise
+            traceback.print_exc()
         print(f"groundwork: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exit_code_for(exc)
+
+
+def exit_code_for(exc: Exception) -> int:
+    """Bad input (``InputRejected``) is bad usage: 2. Every other ``GroundworkError`` (a model
+    not available offline, a broken index, an unreachable database) and any bug mean the job
+    could not run: 3."""
+    if isinstance(exc, InputRejected):
+        return EXIT_USAGE
+    return EXIT_FAILED
 
 
 def _app(settings, **kw):
@@ -155,12 +184,18 @@ def _app(settings, **kw):
 
 
 def cmd_ingest(args, settings) -> int:
+    from index.indexset import IndexWriteFailed
+
     gw = _app(settings)
     try:
         summary = gw.ingest(args.paths, collection=args.collection, groups=args.groups, sync=args.sync,
-                            progress=False if (args.no_progress or args.json) else None)
+                            progress=False if (args.no_progress or args.json) else None, follow_symlinks=args.follow_symlinks)
         indexed_now = gw.indexes.lock.held
-        gw.refresh_indexes()
+        try:
+            gw.refresh_indexes()
+        except IndexWriteFailed as exc:  # the documents are committed; the indexes replay them later
+            print(f"groundwork: warning: the documents are stored but the indexes could not be updated ({exc}); "
+                  "they catch up at the next run or by the running service", file=sys.stderr)
         out = summary.to_json()
         if args.json:
             _print_json(out)
@@ -177,26 +212,23 @@ def cmd_ingest(args, settings) -> int:
         gw.close()
 
 
-def _principal(args):
-    from service.query_types import Principal
+def _query(args, *, k: int, **extra):
+    """The pipeline's query from ``search`` / ``ask`` arguments."""
+    from service.query.types import Principal, Query, SearchFilters
 
     if args.as_groups:
-        return Principal(id="cli", groups=frozenset(args.as_groups))
-    return Principal(id="cli-admin", all_access=True)
-
-
-def _filters(args):
-    from service.query_types import SearchFilters
-
-    return SearchFilters(collections=tuple(args.collection)) if args.collection else None
+        principal = Principal(id="cli", groups=frozenset(args.as_groups))
+    else:
+        principal = Principal(id="cli-admin", all_access=True)
+    filters = SearchFilters(collections=tuple(args.collection)) if args.collection else None
+    return Query(args.query, principal, k=k, filters=filters, rerank=False if args.no_rerank else None, **extra)
 
 
 def cmd_search(args, settings) -> int:
     gw = _app(settings, index_writer=True)
     try:
-        outcome = gw.search(args.query, k=args.k or 10, mode=args.mode, filters=_filters(args), principal=_principal(args),
-                            rerank=False if args.no_rerank else None, collapse_documents=args.collapse,
-                            max_per_document=args.max_per_document)
+        outcome = gw.pipeline.search(_query(args, k=args.k or 10, mode=args.mode, collapse=args.collapse,
+                                            max_per_document=args.max_per_document))
         if args.json:
             _print_json({
                 "results": [_hit_json(h) for h in outcome.hits],
@@ -227,8 +259,7 @@ def _hit_json(hit) -> dict:
 def cmd_ask(args, settings) -> int:
     gw = _app(settings)
     try:
-        answer, outcome = gw.answer(args.query, k=args.k, filters=_filters(args), principal=_principal(args),
-                                    rerank=False if args.no_rerank else None)
+        answer, outcome = gw.pipeline.answer(_query(args, k=args.k or settings.context_chunks))
         if args.json:
             from dataclasses import asdict
 
@@ -303,18 +334,33 @@ def cmd_stats(args, settings) -> int:
 
 
 def cmd_verify(args, settings) -> int:
-    gw = _app(settings)
+    from index.errors import StorageCorrupt
+
+    try:
+        gw = _app(settings)
+    except StorageCorrupt as exc:  # too damaged to open: that is verify's finding, not a failure to run
+        if args.json:
+            _print_json({"consistent": False, "problems": [str(exc)], "repaired": []})
+        else:
+            print(f"INCONSISTENT\n  problem: {exc}")
+        return EXIT_PROBLEM
     try:
         report = gw.verify()
+        repaired = report.get("repaired") or []
         if args.json:
             _print_json(report)
         else:
-            print("consistent" if report["consistent"] else "INCONSISTENT")
+            print("INCONSISTENT" if not report["consistent"] else ("consistent after repairs" if repaired else "consistent"))
             for key in ("documents", "chunks", "vectors", "keyword_docs", "index_version", "position", "database_position"):
                 print(f"{key:>18}: {report.get(key)}")
+            integrity = report.get("database_integrity") or {}
+            print(f"{'database check':>18}: {'ok' if integrity.get('ok') else 'FAILED'} ({integrity.get('method')})")
             for problem in report["problems"]:
                 print(f"  problem: {problem}")
-        return EXIT_OK if report["consistent"] else EXIT_PROBLEM
+            for repair in repaired:
+                print(f"  repaired: {repair}")
+        # Damage repaired is still damage found: exit 1 so that a scheduled check raises it.
+        return EXIT_OK if report["consistent"] and not repaired else EXIT_PROBLEM
     finally:
         gw.close()
 

@@ -1,16 +1,16 @@
-"""The assembled service: store, derived indexes, models, retrieval and answering.
+"""The assembled service: store, derived indexes, models, the query pipeline, ingestion and
+reindexing.
 
-The CLI and the HTTP API are thin shells over this object, so both behave identically.
-Models load lazily: `groundwork stats` never pays for a transformer.
+The CLI and the HTTP API are thin shells over this object, and both query through its one
+``pipeline``, so they behave identically. Models load lazily: `groundwork stats` never pays
+for a transformer.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -18,15 +18,19 @@ import numpy as np
 
 from index.catalog import Catalog
 from index.db import open_database
-from index.indexset import EmbeddingIdentity, IndexSet
+from index.errors import IndexCorrupt
+from index.indexset import EmbeddingIdentity, IndexSet, IndexWriteFailed
 from index.settings import Settings
 from index.store import Store
 from ingest.embedder import Embedder
 from ingest.pipeline import IngestRunner, JobSummary, embedding_text
+from ingest.safe_open import OpenPolicy
 from ingest.tokens import TokenCounter
-from service.generation.base import GeneratorUnavailable, answer_with_fallback, stream_with_fallback
-from service.query_types import Answer, Hit, Principal, SearchFilters
-from service.retrieval import HybridRetriever, SearchOutcome
+from service.query.batching import QueryBatcher
+from service.query.generation.base import Generator
+from service.query.pipeline import QueryPipeline
+from service.query.retrieval import Retriever
+from service.reindexer import Reindexer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,9 @@ class Groundwork:
         self.catalog = Catalog(self.store)
         self._reranker_state: tuple[object | None, str] | None = None
         self._generator = None
+        self._pipeline: QueryPipeline | None = None
+        # Reindexing in the background (the HTTP API's); searches continue meanwhile.
+        self.reindexer = Reindexer(lambda reembed: self.reindex(reembed=reembed, progress=False))
         self._parser_pool = None
         self._parser_lock = threading.Lock()
         # True: every search first follows the change log (CLI, tests). The server turns it off
@@ -81,18 +88,26 @@ class Groundwork:
     @property
     def reranker_state(self) -> tuple[object | None, str]:
         if self._reranker_state is None:
-            from service.rerank import load_reranker
+            from service.query.rerank import load_reranker
 
             self._reranker_state = load_reranker(self.settings)
         return self._reranker_state
 
     @property
-    def generator(self):
+    def generator(self) -> Generator:
+        """The configured generator; raises GeneratorUnavailable when it cannot be built (the
+        pipeline then answers with the extractive one)."""
         if self._generator is None:
-            from service.generation import make_generator
+            from service.query.generation import make_generator
 
             self._generator = make_generator(self.settings, embed=self._embed_sentences)
         return self._generator
+
+    @cached_property
+    def extractive_generator(self) -> Generator:
+        from service.query.generation import ExtractiveGenerator
+
+        return ExtractiveGenerator.from_settings(self.settings, embed=self._embed_sentences)
 
     def _embed_sentences(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed_queries(texts)
@@ -114,30 +129,47 @@ class Groundwork:
             indexes.lock.try_acquire()
         return indexes.catch_up()
 
+    # --- queries --------------------------------------------------------------------------------
     @property
-    def retriever(self) -> HybridRetriever:
-        reranker, _status = self.reranker_state
-        return HybridRetriever(self.settings, self.store, self.indexes, self.catalog, self._embed_query, reranker,
-                               rerank_pool=self._rerank_pool if reranker is not None else None)
+    def pipeline(self) -> QueryPipeline:
+        """The one query path (embed -> candidates -> fuse -> rerank -> answer), built on first
+        use: it loads the embedder, the reranker and the indexes."""
+        if self._pipeline is None:
+            with self._lock:
+                if self._pipeline is None:
+                    reranker, _status = self.reranker_state
+                    self._pipeline = QueryPipeline(
+                        self.settings, Retriever(self.settings, self.store, self.indexes, self.catalog), self.embedder, reranker,
+                        generator=lambda: self.generator, extractive_generator=lambda: self.extractive_generator,
+                        follow_changes=self._follow_changes,
+                    )
+        return self._pipeline
 
-    @cached_property
-    def _rerank_pool(self) -> ThreadPoolExecutor:
-        """One thread: reranks queue rather than pile up on the CPU, and a stuck one makes the
-        next ones miss their deadline (and fall back) instead of multiplying."""
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank")
-
-    def _embed_query(self, query: str) -> np.ndarray:
-        return self.embedder.embed_queries([query])[0]
+    def _follow_changes(self) -> None:
+        if self.auto_refresh:
+            try:
+                self.refresh_indexes()
+            except IndexWriteFailed as exc:  # serve what the indexes hold; lag() says what is missing
+                log.warning("searching indexes that are behind the database: %s", exc)
 
     # --- operations -----------------------------------------------------------------------------
     def ingest(self, paths: Sequence[Path], *, collection: str = "default", groups: Sequence[str] = (), sync: bool = False,
                metadata: dict | None = None, job_id: str | None = None, progress: bool | None = None,
-               source_names: dict[Path, str] | None = None) -> JobSummary:
+               source_names: dict[Path, str] | None = None, follow_symlinks: bool = False,
+               confine_to: Sequence[Path] | None = None) -> JobSummary:
+        """Ingest files and folders. Symlinks inside folders are refused unless
+        ``follow_symlinks``; ``confine_to`` (server-side jobs) follows them only to files
+        inside those folders. Checked where each file is opened (``ingest.safe_open``)."""
         runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress,
                               parser_factory=self._borrow_parser)
-        summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id, source_names=source_names)
+        policy = OpenPolicy.confined(confine_to) if confine_to is not None else OpenPolicy(follow_symlinks=follow_symlinks)
+        summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id,
+                             source_names=source_names, policy=policy)
         if self._indexes is not None:
-            self.refresh_indexes()  # read-your-writes for whoever ingested
+            try:
+                self.refresh_indexes()  # read-your-writes for whoever ingested
+            except IndexWriteFailed as exc:  # the documents are committed; the indexes catch up later
+                log.warning("ingested, but the indexes are behind: %s", exc)
         return summary
 
     def _borrow_parser(self) -> "_BorrowedPool":
@@ -151,62 +183,6 @@ class Groundwork:
                 pool.start()
                 self._parser_pool = pool
         return _BorrowedPool(self._parser_pool, self._parser_lock)
-
-    def search(self, query: str, *, k: int = 10, mode: str = "hybrid", filters: SearchFilters | None = None,
-               principal: Principal, rerank: bool | None = None, collapse_documents: bool = False,
-               query_vector: np.ndarray | None = None, max_per_document: int | None = None) -> SearchOutcome:
-        if self.auto_refresh:
-            self.refresh_indexes()
-        return self.retriever.search(query, k=k, mode=mode, filters=filters, principal=principal, rerank=rerank,
-                                     collapse_documents=collapse_documents, query_vector=query_vector,
-                                     max_per_document=max_per_document)
-
-    def submit_query_embedding(self, query: str) -> Future | None:
-        """The query's vector as a future when the embedder batches queries (the server's does),
-        so that an async caller waits without holding a thread; None otherwise."""
-        submit = getattr(self.embedder, "submit", None)
-        return submit(query) if callable(submit) else None
-
-    def answer(self, question: str, *, k: int | None = None, filters: SearchFilters | None = None, principal: Principal,
-               rerank: bool | None = None) -> tuple[Answer, SearchOutcome]:
-        k = k or self.settings.context_chunks
-        outcome = self.search(question, k=k, filters=filters, principal=principal, rerank=rerank)
-        t = time.perf_counter()
-        answer = self.generate(question, outcome.hits[: self.settings.context_chunks])
-        outcome.timings_ms["generate"] = round((time.perf_counter() - t) * 1000, 3)
-        return answer, outcome
-
-    def generate(self, question: str, passages: Sequence[Hit], *, on_fallback: Callable[[Exception], None] | None = None) -> Answer:
-        """The configured generator's answer; when it fails, the extractive one's, with a note."""
-        primary, fallback = self._generators()
-        if fallback is None:
-            return primary.answer(question, passages)
-        return answer_with_fallback(primary, fallback, question, passages, on_fallback)
-
-    def generate_stream(self, question: str, passages: Sequence[Hit], *,
-                        on_fallback: Callable[[Exception], None] | None = None) -> Iterator:
-        """Text deltas then one Answer; falls back like ``generate`` before the first delta."""
-        primary, fallback = self._generators()
-        if fallback is None:
-            return iter(primary.stream(question, passages))
-        return stream_with_fallback(primary, fallback, question, passages, on_fallback)
-
-    def _generators(self):
-        """(primary, fallback): the extractive generator backs up any other, even a
-        misconfigured one, so an answer request never fails for want of an LLM."""
-        if self.settings.generator == "extractive":
-            return self.generator, None
-        try:
-            primary = self.generator
-        except GeneratorUnavailable as exc:
-            primary = _UnavailableGenerator(self.settings.generator, exc)
-        return primary, self._extractive_generator
-
-    @cached_property
-    def _extractive_generator(self):
-        from service.generation import ExtractiveGenerator
-
-        return ExtractiveGenerator.from_settings(self.settings, embed=self._embed_sentences)
 
     def provenance(self, *, reranked: bool | None = None) -> dict:
         indexes = self.indexes
@@ -231,7 +207,10 @@ class Groundwork:
         if self._indexes is not None or (self.settings.data_dir / "indexes" / "CURRENT.json").exists():
             indexes = self.indexes
             out["vectors"] = int(indexes.vectors.live_count)
-            out["keyword_docs"] = int(indexes.keyword.count())
+            try:
+                out["keyword_docs"] = int(indexes.keyword.count())
+            except IndexCorrupt:
+                out["keyword_docs"] = None  # being rebuilt; `groundwork verify` says why
             out["index_version"] = indexes.version
             out["index_position"] = indexes.position
         else:
@@ -241,9 +220,46 @@ class Groundwork:
         return out
 
     def verify(self) -> dict:
-        report = self.indexes.verify()
-        report["documents"] = self.store.stats()["documents"]
+        """Run the database's own integrity check, then compare it with the indexes (see
+        ``IndexSet.verify``). A damaged database is reported even when the comparison cannot run."""
+        integrity = self.store.integrity.check()
+        try:
+            report = self.indexes.verify()
+            report["documents"] = self.store.stats()["documents"]
+        except Exception as exc:
+            if integrity.ok:
+                raise
+            report = {"consistent": False, "problems": [f"the indexes could not be compared with the database: {type(exc).__name__}: {exc}"],
+                      "repaired": []}
+        report["database_integrity"] = integrity.to_json()
+        if not integrity.ok:
+            report["consistent"] = False
+            report["problems"].insert(0, f"the database fails its integrity check ({integrity.method}): {'; '.join(integrity.problems[:5])}")
         return report
+
+    def check_database(self, max_age_s: float | None = None) -> dict:
+        """Run the database's integrity check if the last one is older than ``max_age_s``
+        (default: the configured interval); the server calls this in the background."""
+        interval = self.settings.database_check_interval_s if max_age_s is None else max_age_s
+        return self.store.integrity.check(max_age_s=interval).to_json()
+
+    def storage_health(self) -> dict:
+        """What the health route reports about storage, without any expensive work: the
+        indexes' lag, last write errors and corruption (``IndexSet.health``), and the last
+        database integrity check (run by ``check_database``). ``status``: "ok", "degraded"
+        (an index behind after a failed write, or being rebuilt: searches may miss recent or
+        all keyword matches) or "failing" (the database fails its integrity check);
+        ``problems``: one line each."""
+        problems: list[str] = []
+        last = self.store.integrity.last
+        database = last.to_json() if last is not None else {"ok": None, "method": "not checked yet"}
+        failing = last is not None and not last.ok
+        if failing:
+            problems.append(f"database fails its integrity check ({last.method}): {'; '.join(last.problems[:3])}")
+        indexes = self.indexes.health() if self._indexes is not None else {"status": "not open", "problems": []}
+        problems.extend(indexes["problems"])
+        status = "failing" if failing else ("degraded" if problems else "ok")
+        return {"status": status, "problems": problems, "database_integrity": database, "indexes": indexes}
 
     def reindex(self, *, reembed: bool = False, progress: bool | None = None) -> int:
         if reembed:
@@ -292,27 +308,11 @@ class Groundwork:
             self._parser_pool = None
         if self._indexes is not None:
             self._indexes.close()
-        rerank_pool = self.__dict__.get("_rerank_pool")
-        if rerank_pool is not None:
-            rerank_pool.shutdown(wait=False, cancel_futures=True)
-        close_embedder = getattr(self._embedder, "close", None)  # e.g. the server's query batcher thread
-        if callable(close_embedder):
-            close_embedder()
+        if self._pipeline is not None:
+            self._pipeline.close()
+        if isinstance(self._embedder, QueryBatcher):  # the server's: stop its batching thread
+            self._embedder.close()
         self.engine.dispose()
-
-
-class _UnavailableGenerator:
-    """Stands for a configured generator that could not be built, so the shared fallback
-    path reports it like any other generator failure."""
-
-    def __init__(self, name: str, error: Exception):
-        self.name, self.error = name, error
-
-    def answer(self, question, passages):
-        raise self.error
-
-    def stream(self, question, passages):
-        raise self.error
 
 
 class _BorrowedPool:

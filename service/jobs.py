@@ -24,6 +24,7 @@ from sqlmodel import Session
 from index.errors import InputRejected
 from index.models import IngestJob, IngestJobFile, JobStatus, utcnow
 from ingest.pipeline import JobSummary, mark_orphaned_jobs
+from ingest.source_names import storable
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ SUBMITTED_VIA = "http"
 
 class PathNotAllowed(InputRejected, ValueError):
     """A path outside every configured ingest root (directly, via ``..`` or via a symlink)."""
+
+    code = "path_forbidden"
 
 
 def inside_roots(path: Path, roots: Sequence[Path]) -> bool:
@@ -186,14 +189,17 @@ class JobRunner:
             escapes = escaping_files(paths, self.roots)
             if escapes:
                 raise PathNotAllowed(f"{len(escapes)} file(s) are symlinks that leave the ingest roots, e.g. {escapes[0]}")
+            # The walk above is only a first look: a file swapped for a symlink after it is
+            # refused where it is opened (confine_to), alone.
             summary = self.ingest(paths, collection=params.get("collection", "default"), groups=params.get("groups", []),
-                                  sync=bool(params.get("sync")), metadata=params.get("metadata") or None, job_id=job.id, progress=False)
+                                  sync=bool(params.get("sync")), metadata=params.get("metadata") or None, job_id=job.id, progress=False,
+                                  confine_to=self.roots)
         except Exception as exc:
             log.warning("ingestion job %s failed: %s", job.id, exc, extra={"job_id": job.id})
             with Session(self.store.engine) as session, session.begin():
                 session.execute(
                     update(IngestJob).where(IngestJob.id == job.id, IngestJob.status.in_([JobStatus.running, JobStatus.queued]))
-                    .values(status=JobStatus.failed, error=f"{type(exc).__name__}: {exc}"[:4000], finished_at=utcnow(), updated_at=utcnow())
+                    .values(status=JobStatus.failed, error=storable(f"{type(exc).__name__}: {exc}")[:4000], finished_at=utcnow(), updated_at=utcnow())
                 )
         finally:
             if self.on_finished is not None:

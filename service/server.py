@@ -15,13 +15,11 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from index.settings import AuthMode, Settings
+from service.query.batching import QueryBatcher
 
 log = logging.getLogger("groundwork.server")
 
@@ -47,82 +45,16 @@ def unsafe_binding(settings: Settings) -> str | None:
     return None
 
 
-class QueryBatcher:
-    """Embedder wrapper that runs concurrent single-query calls through the model together.
+class IndexFollower:
+    """Calls ``refresh_indexes`` every interval so changes made elsewhere become searchable,
+    and re-runs the database's integrity check when the last one is older than configured.
 
-    One batching thread owns the model: it takes every query waiting when the model frees up
-    (up to ``max_batch``) and runs them as one batch. An idle server embeds a lone query at
-    once, with no waiting window; under load the batch grows with the queue, so the model runs
-    once per batch instead of once per query, which on a CPU is the difference between queueing
-    and serving. Everything but ``embed_queries`` is passed through unchanged; calls with
-    several texts are not held back.
+    A failed refresh (a full disk under the indexes) is retried for as long as it fails, with
+    a backoff up to ``MAX_BACKOFF`` intervals: the index stays behind meanwhile (health says by
+    how much) and catches up once the write succeeds; nothing is skipped.
     """
 
-    def __init__(self, inner, *, query_embedder=None, max_batch: int = 64):
-        self._inner = inner
-        self._queries = query_embedder or inner  # same model and vectors, maybe other threading
-        self._max_batch = max_batch
-        self._ready = threading.Condition()
-        self._pending: list[tuple[str, Future]] = []
-        self._closed = False
-        self._thread: threading.Thread | None = None
-        self.batches = 0
-        self.queries = 0
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def embed_queries(self, texts):
-        texts = list(texts)
-        if len(texts) != 1:
-            return self._inner.embed_queries(texts)
-        return self.submit(texts[0]).result()[None, :]
-
-    def submit(self, text: str) -> Future:
-        """The query's vector, later: lets an async caller wait without holding a thread."""
-        future: Future = Future()
-        with self._ready:
-            if self._closed:
-                raise RuntimeError("the query embedder is shut down")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="query-batcher", daemon=True)
-                self._thread.start()
-            self._pending.append((text, future))
-            self._ready.notify()
-        return future
-
-    def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while True:
-            with self._ready:
-                while not self._pending and not self._closed:
-                    self._ready.wait()
-                if self._closed and not self._pending:
-                    return
-                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            self._run(batch)
-
-    def _run(self, batch: list[tuple[str, Future]]) -> None:
-        self.batches += 1
-        self.queries += len(batch)
-        try:
-            vectors = np.asarray(self._queries.embed_queries([text for text, _ in batch]))
-        except BaseException as exc:  # every waiter learns of the failure
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for (_, future), vector in zip(batch, vectors):
-            future.set_result(vector)
-
-
-class IndexFollower:
-    """Calls ``refresh_indexes`` every interval so changes made elsewhere become searchable."""
+    MAX_BACKOFF = 30
 
     def __init__(self, groundwork, interval_s: float = REFRESH_INTERVAL_S):
         self.groundwork = groundwork
@@ -140,13 +72,20 @@ class IndexFollower:
 
     def _run(self) -> None:
         failures = 0
-        while not self._stop.wait(self.interval_s * min(2 ** failures, 30)):
+        while not self._stop.wait(self.interval_s * min(2 ** failures, self.MAX_BACKOFF)):
             try:
                 self.groundwork.refresh_indexes()
+                if failures:
+                    log.warning("indexes caught up after %d failed attempt(s)", failures)
                 failures = 0
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                log.exception("refreshing the indexes failed (attempt %d)", failures)
+                # The first failure with its traceback; then one line per attempt, not a flood.
+                log.warning("refreshing the indexes failed (attempt %d; retrying): %s", failures, exc, exc_info=failures == 1)
+            try:
+                self.groundwork.check_database()
+            except Exception as exc:
+                log.warning("database integrity check could not run: %s", exc)
 
 
 def build_groundwork(settings: Settings):
@@ -166,10 +105,32 @@ def build_groundwork(settings: Settings):
     return Groundwork(settings, embedder=QueryBatcher(documents, query_embedder=queries))
 
 
+def remove_stale_spool(uploads_dir: Path, older_than_s: float) -> int:
+    """Delete upload spool files (``.incoming-*``) older than ``older_than_s``: an upload whose
+    process died while copying it. Younger ones may belong to another live server process."""
+    removed = 0
+    try:
+        entries = list(Path(uploads_dir).glob(".incoming-*"))
+    except OSError:
+        return 0
+    cutoff = time.time() - older_than_s
+    for entry in entries:
+        try:
+            if entry.is_file() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed += 1
+        except OSError:
+            continue
+    if removed:
+        log.warning("removed %d stale upload spool file(s) from %s", removed, uploads_dir)
+    return removed
+
+
 def warm_up(groundwork) -> None:
     """Load models and indexes now, not on the first request."""
     started = time.perf_counter()
     groundwork.refresh_indexes()
+    groundwork.pipeline  # builds the query pipeline: the embedder, the reranker and the indexes
     _reranker, status = groundwork.reranker_state
     try:
         generator = getattr(groundwork.generator, "name", groundwork.settings.generator)
@@ -205,8 +166,8 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
     """Run the HTTP service until interrupted. Returns a process exit code."""
     import uvicorn
 
-    from service.app import create_app
-    from service.logging_setup import configure_logging
+    from service.http.app import create_app
+    from service.http.logging_setup import configure_logging
 
     reason = unsafe_binding(settings)
     if reason is not None:
@@ -217,6 +178,7 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
         banner = f"AUTH IS OFF (dev mode): every request to {settings.host}:{settings.port} is an all-access admin"
         log.warning(banner)
         print(f"*** {banner} ***", file=sys.stderr)
+    remove_stale_spool(settings.data_dir / "uploads", settings.upload_spool_stale_s)
     gw = groundwork or build_groundwork(settings)
     follower = IndexFollower(gw)
     try:

@@ -54,7 +54,7 @@ def test_litestar_asgi_handler_can_be_wrapped_and_carries_the_route_template():
         return {"id": thing_id}
 
     app = Litestar([thing])
-    assert hasattr(app, "asgi_handler"), _moved("Litestar", "Litestar.asgi_handler is gone", "service/app.py create_app")
+    assert hasattr(app, "asgi_handler"), _moved("Litestar", "Litestar.asgi_handler is gone", "service/http/app.py create_app")
     seen: list[str | None] = []
     inner = app.asgi_handler
 
@@ -78,7 +78,7 @@ def test_litestar_asgi_handler_can_be_wrapped_and_carries_the_route_template():
     assert sent and sent[0]["status"] == 200
     assert seen == ["/things/{thing_id}"], _moved(
         "Litestar", "the wrapped asgi_handler no longer sees every request, or scope['path_template'] moved",
-        "service/logging_setup.py RequestObserver")
+        "service/http/logging_setup.py RequestObserver")
 
 
 def test_litestar_resolves_a_dependent_dependency_after_its_dependency_in_the_same_task():
@@ -104,7 +104,7 @@ def test_litestar_resolves_a_dependent_dependency_after_its_dependency_in_the_sa
         assert client.get("/").json() == {"sum": 3}
     assert [name for name, _ in tasks] == ["first", "second", "handler"]
     assert len({id(task) for _, task in tasks}) == 1, _moved(
-        "Litestar", "dependent dependencies are no longer resolved inline in the request's task", "service/app.py _caller")
+        "Litestar", "dependent dependencies are no longer resolved inline in the request's task", "service/http/guard.py (the caller dependency)")
 
 
 def test_sentence_transformers_first_module_exposes_the_transformer_config():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from index.db import open_database
-from index.indexset import EmbeddingIdentity, IndexSet, ModelMismatch
+from index.errors import IndexCorrupt
+from index.indexset import EmbeddingIdentity, IndexSet, IndexWriteFailed, ModelMismatch
 from index.settings import Settings
 from index.store import DocumentWrite, NewChunk, Store
 
@@ -135,3 +136,145 @@ def test_search_holding_the_old_pair_survives_a_switch(env):
     query = np.ones((1, DIM), dtype=np.float32) / np.sqrt(DIM)
     assert (old_vectors.search(query, 2)[1] >= 0).all()
     ix.close()
+
+
+# --- failing closed: positions, lag, corruption -----------------------------------------------------
+
+def _fail_once(monkeypatch, target, name: str, error: BaseException) -> list[int]:
+    """Make ``target.name`` raise ``error`` until the returned list is cleared."""
+    armed = [1]
+    original = getattr(target, name)
+
+    def maybe_fail(*args, **kwargs):
+        if armed:
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, maybe_fail)
+    return armed
+
+
+def test_a_failed_keyword_commit_leaves_its_position_and_the_next_catch_up_replays(env, monkeypatch):
+    """The disk-full probe: the keyword commit failed, the follower gave up, and the keyword
+    index stayed short for good while health said ok."""
+    settings, store = env
+    _write(store, "a", ["alpha one"])
+    ix = _open(settings, store)
+    keyword_before = ix.keyword.position
+    armed = _fail_once(monkeypatch, ix.keyword.inner, "commit", OSError(28, "No space left on device"))
+    _write(store, "b", ["beta two", "beta three"])
+    with pytest.raises(IndexWriteFailed, match="No space left"):
+        ix.catch_up()
+    lag = ix.lag()
+    assert ix.keyword.position == keyword_before and lag.keyword_behind > 0
+    assert lag.vectors_behind == 0 and ix.vectors.live_count == 3  # the vectors went on
+    assert any(p.startswith(f"keyword index behind by {lag.keyword_behind}") for p in lag.problems())
+    assert ix.health()["status"] == "degraded"
+    with pytest.raises(IndexWriteFailed):  # still failing: still behind, nothing skipped
+        ix.catch_up()
+    armed.clear()  # space freed
+    ix.catch_up()
+    assert ix.lag().problems() == [] and ix.health()["status"] == "ok"
+    assert [c for c, _ in ix.keyword.search("beta", 5)]
+    assert ix.verify()["consistent"]
+    ix.close()
+
+
+def test_a_failed_vector_save_is_retried_even_without_new_changes(env, monkeypatch):
+    settings, store = env
+    _write(store, "a", ["alpha one"])
+    ix = _open(settings, store)
+    armed = _fail_once(monkeypatch, ix.vectors, "save", RuntimeError("write error: No space left on device"))
+    _write(store, "b", ["beta two"])
+    with pytest.raises(IndexWriteFailed):
+        ix.catch_up()
+    lag = ix.lag()
+    assert lag.vectors_position == lag.database_position and lag.vectors_saved_position < lag.vectors_position
+    assert any("vector index saved only up to" in p for p in lag.problems())
+    armed.clear()
+    assert ix.catch_up() == 0  # nothing new to apply, but the save is done now
+    assert ix.lag().vectors_saved_position == ix.lag().database_position
+    ix.close()
+    again = _open(settings, store)
+    assert again.vectors.position == again.lag().database_position and again.verify()["consistent"]
+    again.close()
+
+
+def test_opening_while_writes_fail_serves_what_is_there(env, monkeypatch):
+    """A restart on a still-full disk must not take the service down with it."""
+    import index.keyword_tantivy as keyword_tantivy
+
+    settings, store = env
+    _write(store, "a", ["alpha one"])
+    _open(settings, store).close()
+    _write(store, "b", ["beta two"])
+    armed = _fail_once(monkeypatch, keyword_tantivy.TantivyKeywordIndex, "commit", OSError(28, "No space left on device"))
+    ix = _open(settings, store)
+    assert ix.lag().keyword_behind > 0 and ix.health()["status"] == "degraded"
+    armed.clear()
+    ix.catch_up()
+    assert ix.lag().keyword_behind == 0
+    ix.close()
+
+
+class EnginePanic(BaseException):
+    """Stands for pyo3's PanicException."""
+
+
+def test_a_panicking_keyword_engine_is_marked_corrupt_and_rebuilt_at_the_next_catch_up(env, monkeypatch):
+    settings, store = env
+    _write(store, "a", ["alpha words here", "beta words there"])
+    ix = _open(settings, store)
+    monkeypatch.setattr(ix.keyword.inner, "search", lambda *a, **k: (_ for _ in ()).throw(EnginePanic("index out of bounds")))
+    with pytest.raises(IndexCorrupt):
+        ix.keyword.search("alpha", 5)
+    assert ix.lag().keyword_corrupt and ix.health()["status"] == "degraded"
+    with pytest.raises(IndexCorrupt):  # fails fast until rebuilt
+        ix.keyword.search("beta", 5)
+    ix.catch_up()
+    assert [c for c, _ in ix.keyword.search("alpha", 5)]
+    assert ix.lag().keyword_corrupt is None and any("rebuilt from the database" in r for r in ix.repairs)
+    report = ix.verify()
+    assert report["consistent"] and report["repaired"]
+    ix.close()
+
+
+def test_damaged_keyword_files_are_found_by_verify_and_repaired_by_the_writer(env):
+    settings, store = env
+    _write(store, "a", [f"word{i} text" for i in range(50)])
+    ix = _open(settings, store)
+    engine_dir = settings.data_dir / "indexes" / f"v{ix.version}" / "keyword" / "tantivy"
+    target = max(engine_dir.glob("*.idx"), key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    report = ix.verify()
+    assert report["consistent"] and any("files differ from their manifest" in r for r in report["repaired"])
+    assert ix.keyword.verify_files() == [] and ix.keyword.count() == 50
+    ix.close()
+
+
+def test_indexes_ahead_of_a_restored_database_are_rebuilt(env, tmp_path):
+    """A database restored from an older copy: the index positions point past its change log,
+    whose numbers will be reused for other changes, so the indexes are built afresh."""
+    import shutil
+
+    settings, store = env
+    _write(store, "a", ["kept words"])
+    store.engine.dispose()
+    database = settings.data_dir / "groundwork.db"
+    shutil.copy(database, tmp_path / "snapshot.db")
+    ix = _open(settings, store)
+    _write(store, "b", ["lost words", "more lost words"])
+    ix.catch_up()
+    ix.close()
+    store.engine.dispose()
+    shutil.copy(tmp_path / "snapshot.db", database)  # the restore
+    restored = Store(open_database(settings))
+    again = _open(settings, restored)
+    assert any("past the database" in r for r in again.repairs)
+    assert again.vectors.live_count == 1 and again.keyword.search("lost", 5) == []
+    _write(restored, "c", ["new words"])  # reuses change-log numbers the old index had applied
+    again.catch_up()
+    assert again.verify()["consistent"] and again.keyword.search("new", 5)
+    again.close()

@@ -19,9 +19,9 @@ from index.keyword import (
     KeywordDoc,
     KeywordIndex,
     KeywordIndexMismatch,
-    open_keyword_index,
     read_manifest,
 )
+from index.keyword_factory import open_keyword_index
 
 
 @pytest.fixture(params=ENGINES)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
 
 import index.keyword_tantivy as keyword_tantivy
-from index.keyword import KeywordDoc
+from index.errors import IndexCorrupt, StorageUnavailable
+from index.keyword import KeywordDoc, KeywordIndexCorrupt, read_manifest
 from index.keyword_tantivy import TantivyKeywordIndex, build_text_analyzer
 
 
@@ -65,3 +67,144 @@ def test_a_search_only_instance_takes_no_writer_lock(tmp_path):
     finally:
         reader.close()
         writer.close()
+
+
+# --- failing closed -----------------------------------------------------------------------------
+
+
+def _flip(path, count: int = 16, seed: int = 0) -> None:
+    data = bytearray(path.read_bytes())
+    rng = random.Random(seed)
+    for _ in range(count):
+        data[rng.randrange(len(data))] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _largest(directory, suffix: str):
+    return max(directory.glob(f"*{suffix}"), key=lambda p: p.stat().st_size)
+
+
+def _built(path, n: int = 400) -> None:
+    rng = random.Random(3)
+    words = [f"term{i}" for i in range(300)]
+    index = TantivyKeywordIndex(path)
+    index.upsert([KeywordDoc(i, i % 37, " ".join(rng.choices(words, k=40))) for i in range(1, n)])
+    index.commit(5)
+    index.close()
+
+
+def test_each_commit_records_the_size_and_digest_of_its_files(tmp_path):
+    _built(tmp_path / "kw")
+    files = read_manifest(tmp_path / "kw").files
+    assert "meta.json" in files and any(name.endswith(".idx") for name in files)
+    assert all(len(digest.sha256) == 64 and digest.size > 0 for digest in files.values())
+
+
+@pytest.mark.parametrize("suffix", [".idx", ".term", ".fast", "meta.json"])
+def test_a_flipped_byte_in_any_engine_file_is_caught_at_open(tmp_path, suffix):
+    _built(tmp_path / "kw")
+    _flip(_largest(tmp_path / "kw" / "tantivy", suffix))
+    with pytest.raises(KeywordIndexCorrupt):
+        TantivyKeywordIndex(tmp_path / "kw")
+
+
+def test_above_the_full_check_size_open_trusts_untouched_files_and_verify_files_does_not(tmp_path):
+    _built(tmp_path / "kw")
+    target = _largest(tmp_path / "kw" / "tantivy", ".idx")
+    before = target.stat()
+    _flip(target)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # bit rot leaves no mtime behind
+    index = TantivyKeywordIndex(tmp_path / "kw", full_check_max_bytes=0)
+    try:
+        assert index.verify_files() and "differ" in index.verify_files()[0]
+    finally:
+        index.close()
+    with pytest.raises(KeywordIndexCorrupt):  # the full check at open (no size limit) sees it
+        TantivyKeywordIndex(tmp_path / "kw")
+
+
+def test_a_panic_on_damaged_postings_is_raised_as_index_corrupt(tmp_path, monkeypatch):
+    """What the probe saw: with the checksums out of the way, flipped bytes in the .idx make
+    tantivy panic (a BaseException) or answer; never anything else escapes."""
+    _built(tmp_path / "kw", n=2000)
+    _flip(_largest(tmp_path / "kw" / "tantivy", ".idx"), count=40, seed=1)
+    monkeypatch.setattr(keyword_tantivy, "check_committed_files", lambda *a, **k: [])
+    try:
+        index = TantivyKeywordIndex(tmp_path / "kw")
+    except KeywordIndexCorrupt:
+        return
+    rng = random.Random(5)
+    outcomes = {"answered": 0, "corrupt": 0}
+    try:
+        for _ in range(40):
+            try:
+                index.search(" ".join(f"term{rng.randrange(300)}" for _ in range(3)), 10)
+                outcomes["answered"] += 1
+            except IndexCorrupt:
+                outcomes["corrupt"] += 1
+    finally:
+        index.close()
+    assert sum(outcomes.values()) == 40
+
+
+def test_a_commit_after_an_unrecorded_commit_is_accepted(tmp_path, monkeypatch):
+    """A crash between tantivy's commit and the manifest write leaves newer files than the
+    manifest records: accepted (the recorded ones still match), then recorded at the next commit."""
+    _built(tmp_path / "kw")
+    index = TantivyKeywordIndex(tmp_path / "kw")
+    index.upsert([KeywordDoc(5000, 1, "late arrival")])
+    monkeypatch.setattr(keyword_tantivy, "write_manifest", lambda *a, **k: (_ for _ in ()).throw(OSError("power cut")))
+    with pytest.raises(OSError):
+        index.commit(6)
+    monkeypatch.undo()
+    index.close()
+    reopened = TantivyKeywordIndex(tmp_path / "kw")
+    try:
+        assert reopened.position == 5 and reopened.verify_files() == []
+        reopened.upsert([KeywordDoc(5000, 1, "late arrival")])
+        reopened.commit(6)
+        assert "meta.json" in read_manifest(tmp_path / "kw").files and reopened.verify_files() == []
+    finally:
+        reopened.close()
+
+
+class _DyingWriter:
+    """tantivy's writer after a thread hit a full disk: every call fails."""
+
+    def __getattr__(self, name):
+        def fail(*_args, **_kwargs):
+            raise ValueError("An index writer was killed.. A worker thread encountered an error (io::Error most likely)")
+        return fail
+
+
+def test_a_failed_write_drops_the_writer_and_keeps_the_position(tmp_path):
+    _built(tmp_path / "kw")
+    index = TantivyKeywordIndex(tmp_path / "kw")
+    try:
+        index._writer = _DyingWriter()
+        with pytest.raises(StorageUnavailable):
+            index.upsert([KeywordDoc(7000, 1, "lost on a full disk")])
+        assert index._writer is None and index.position == 5
+        index.upsert([KeywordDoc(7000, 1, "written once there is room")])  # a fresh writer
+        index.commit(6)
+        assert [c for c, _ in index.search("room", 5)] == [7000]
+    finally:
+        index.close()
+
+
+def test_a_manifest_from_before_digests_is_trusted_then_recorded_at_the_next_commit(tmp_path):
+    import json
+
+    _built(tmp_path / "kw")
+    manifest_file = tmp_path / "kw" / "manifest.json"
+    legacy = json.loads(manifest_file.read_text())
+    del legacy["files"]
+    manifest_file.write_text(json.dumps(legacy))
+    index = TantivyKeywordIndex(tmp_path / "kw")
+    try:
+        assert index.position == 5 and index.verify_files() == []
+        index.upsert([KeywordDoc(9000, 1, "after the upgrade")])
+        index.commit(6)
+        assert read_manifest(tmp_path / "kw").files
+    finally:
+        index.close()

@@ -14,7 +14,7 @@ from index.models import Chunk
 from index.store import keyword_text
 from ingest.pipeline import embedding_text
 from service.engine import Groundwork
-from service.query_types import Principal
+from service.query.types import Principal, Query
 
 FILLER = "\n\n".join(f"Paragraph {i} discusses general operating matters of the period at some length." for i in range(12))
 
@@ -62,7 +62,7 @@ def test_question_naming_company_b_ranks_bs_table_first(gw, tmp_path):
     everyone = Principal(id="t", all_access=True)
     for question, company, figure in (("Zenith Stores total net sales", "ZENITH", "7,000"),
                                       ("ACME Widgets total net sales", "ACME", "5,000")):
-        top = gw.search(question, k=3, principal=everyone).hits[0]
+        top = gw.pipeline.search(Query(question, everyone, k=3)).hits[0]
         assert figure in top.text, (question, top.text)
         assert company in (gw.store.get_document(top.document_id).context or "")
 

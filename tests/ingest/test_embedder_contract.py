@@ -125,6 +125,12 @@ def test_satisfies_protocol(embedder):
     assert len(embedder.fingerprint) == 64 and int(embedder.fingerprint, 16) >= 0
 
 
+def test_submit_query_gives_the_query_vector(embedder):
+    """The async-friendly entry the service's search awaits: same vector as embed_queries."""
+    vector = embedder.submit_query("how many vacation days").result(timeout=60)
+    np.testing.assert_allclose(vector, embedder.embed_queries(["how many vacation days"])[0], atol=1e-5)
+
+
 def test_tokenizer_path_loads_a_tokenizer(embedder):
     path = embedder.tokenizer_path()
     if path is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from ingest.documents import Element, ElementKind, FailureReason, ParsedDocument, ParseFailure
 from ingest.parser_pool import ParserPool, death_failure
+from ingest.safe_open import OpenPolicy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 4.0
@@ -125,6 +127,20 @@ def test_input_iterable_is_consumed_lazily(pool: ParserPool, tmp_path: Path) -> 
     assert first[0] in paths
     rest = list(iterator)
     assert len(rest) == 4 and len(produced) == 5
+
+
+def test_workers_open_each_file_through_the_policy(pool: ParserPool, tmp_path: Path) -> None:
+    """The check happens in the worker that reads the file, when it reads it: a file swapped
+    for a symlink after it was listed (and hashed) is refused there, never read."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the index")
+    listed, kept = write_files(tmp_path, ["swapped.txt", "kept.txt"])
+    listed.unlink()
+    listed.symlink_to(secret)
+    results = {path.name: outcome for path, outcome in pool.imap_unordered([listed, kept], policy=OpenPolicy())}
+    assert results["swapped.txt"].reason is FailureReason.symlink
+    assert results["kept.txt"].text == "contents of kept.txt"
+    assert results["kept.txt"].sha256 == hashlib.sha256(b"contents of kept.txt").hexdigest()
 
 
 def test_death_failure_reasons() -> None:

@@ -136,3 +136,158 @@ def test_kill_9_mid_ingest_then_rerun_equals_clean_run(tmp_path):
     vout, verr = verify.communicate(timeout=300)
     assert verify.returncode == 0, vout + verr
     assert json.loads(vout)["consistent"]
+
+
+# --- one bad file never stops a job -----------------------------------------------------------------
+
+@pytest.fixture
+def gw_inline(settings, hash_embedder):
+    """Parsing in this process through the same checks as the pool's workers (the pool's own
+    checks are tested with it): these tests are about the job, not process isolation."""
+    from tests.service.conftest import InlineParser
+
+    app = Groundwork(settings, embedder=hash_embedder)
+    app._borrow_parser = lambda: InlineParser(settings)
+    yield app
+    app.close()
+
+
+def _bytes_path(folder: Path, raw_name: bytes) -> Path:
+    return Path(os.fsdecode(os.fsencode(folder) + b"/" + raw_name))
+
+
+def test_undecodable_file_names_are_stored_escaped_and_reruns_are_idempotent(gw_inline, tmp_path):
+    """A name with invalid UTF-8 bytes used to stop the job at its first database write, and
+    every re-run the same way; now it is a document like any other, under an escaped name."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\n\nA file with an ordinary name about otters.\n", encoding="utf-8")
+    _bytes_path(folder, b"bad\xff\xfe.md").write_text("# Bad\n\nA file whose name is not text, about badgers.\n")
+    _bytes_path(folder, b"d\xe9ir").mkdir()
+    _bytes_path(folder, b"d\xe9ir/inner.txt").write_text("Inside a folder whose name is not text: herons.\n")
+
+    first = gw_inline.ingest([folder], progress=False).to_json()
+    assert (first["added"], first["failed"]) == (3, 0), first
+    sources = {f["path"] for f in first["files"]}
+    resolved = str(folder.resolve())
+    assert sources == {f"{resolved}/good.md", f"{resolved}/bad\\xff\\xfe.md", f"{resolved}/d\\xe9ir/inner.txt"}
+    position = gw_inline.store.max_seq()
+
+    again = gw_inline.ingest([folder], progress=False).to_json()
+    assert (again["unchanged"], again["added"], again["failed"]) == (3, 0, 0)
+    assert gw_inline.store.max_seq() == position  # nothing rewritten
+    assert gw_inline.ingest([_bytes_path(folder, b"bad\xff\xfe.md")], progress=False).to_json()["unchanged"] == 1
+
+    _bytes_path(folder, b"d\xe9ir/inner.txt").unlink()
+    synced = gw_inline.ingest([folder], sync=True, progress=False).to_json()
+    assert (synced["removed"], synced["unchanged"]) == (1, 2)
+    assert [f["path"] for f in synced["files"] if f["status"] == "removed"] == [f"{resolved}/d\\xe9ir/inner.txt"]
+    gw_inline.refresh_indexes()
+    assert gw_inline.verify()["consistent"]
+
+
+def test_a_folder_named_with_undecodable_bytes_syncs(gw_inline, tmp_path):
+    folder = _bytes_path(tmp_path, b"r\xf6\xf6t")
+    folder.mkdir()
+    (folder / "a.txt").write_text("Alpha document about lighthouses.\n")
+    (folder / "b.txt").write_text("Beta document about harbours.\n")
+    assert gw_inline.ingest([folder], progress=False).to_json()["added"] == 2
+    (folder / "b.txt").unlink()
+    assert gw_inline.ingest([folder], sync=True, progress=False).to_json()["removed"] == 1
+
+
+def test_symlinks_inside_a_folder_fail_alone_unless_followed(gw_inline, tmp_path):
+    folder, outside = tmp_path / "docs", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("The vault combination is elsewhere.\n")
+    (folder / "own.txt").write_text("An ordinary document about pelicans.\n")
+    (folder / "link.txt").symlink_to(outside / "secret.txt")
+    (folder / "linked-folder").symlink_to(outside, target_is_directory=True)
+
+    first = gw_inline.ingest([folder], progress=False).to_json()
+    refused = {Path(f["path"]).name: f for f in first["files"] if f["status"] == "failed"}
+    assert set(refused) == {"link.txt", "linked-folder"} and first["added"] == 1
+    assert all(f["reason"] == "symlink" and "--follow-symlinks" in f["detail"] for f in refused.values())
+    position = gw_inline.store.max_seq()
+    assert gw_inline.ingest([folder], progress=False).to_json()["failed"] == 2
+    assert gw_inline.store.max_seq() == position  # an unchanged link is not recorded again
+    gw_inline.refresh_indexes()
+    assert not any("vault" in hit.text for hit in _keyword_hits(gw_inline, "vault combination"))
+
+    followed = gw_inline.ingest([folder], progress=False, follow_symlinks=True).to_json()
+    assert [Path(f["path"]).name for f in followed["files"] if f["status"] == "added"] == ["secret.txt"]  # once, by its real path
+
+
+def test_a_file_swapped_for_a_symlink_during_the_job_is_never_read(settings, hash_embedder, tmp_path):
+    """Hashing (before parsing) and parsing both open through the checks; swapping the file
+    in between, as the probe did during a server-side job, gets it refused, not indexed."""
+    from ingest.pipeline import IngestRunner
+    from ingest.safe_open import OpenPolicy
+    from ingest.tokens import RegexTokenCounter
+    from tests.service.conftest import InlineParser
+
+    root = tmp_path / "share"
+    root.mkdir()
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    victim = root / "report.txt"
+    victim.write_text("A quarterly report about tides.\n")
+    (root / "other.txt").write_text("Another report about currents.\n")
+
+    class SwapThenParse(InlineParser):
+        def __enter__(self):  # after every file was listed and hashed, before any is parsed
+            victim.unlink()
+            victim.symlink_to(secret)
+            return self
+
+    gw = Groundwork(settings, embedder=hash_embedder)
+    try:
+        runner = IngestRunner(settings, gw.store, hash_embedder, RegexTokenCounter(), progress=False,
+                              parser_factory=lambda: SwapThenParse(settings))
+        for policy in (OpenPolicy(), OpenPolicy.confined([root])):
+            out = runner.run([root], policy=policy).to_json()
+            swapped = next(f for f in out["files"] if f["path"].endswith("report.txt"))
+            assert (swapped["status"], swapped["reason"]) == ("failed", "symlink"), swapped
+            assert not any("root:x" in (doc.text or "") for doc in gw.store.list_documents())
+            victim.unlink()
+            victim.write_text("A quarterly report about tides.\n")
+    finally:
+        gw.close()
+
+
+def test_ingest_refuses_to_write_into_a_damaged_database(settings, hash_embedder, tmp_path):
+    from index.errors import StorageCorrupt
+
+    folder = _corpus(tmp_path / "docs", n=30)
+    from tests.service.conftest import InlineParser
+
+    gw = Groundwork(settings, embedder=hash_embedder)
+    gw._borrow_parser = lambda: InlineParser(settings)
+    gw.ingest([folder], progress=False)
+    gw.close()  # checkpoints the WAL into the database file
+    database = settings.data_dir / "groundwork.db"
+    size = database.stat().st_size
+    with open(database, "r+b") as handle:  # 4 KB of garbage in the middle, as the probe did
+        handle.seek(size // 2 // 4096 * 4096)
+        handle.write(os.urandom(4096))
+    (folder / "late.md").write_text("# Late\n\nWritten after the damage.\n", encoding="utf-8")
+    try:
+        damaged = Groundwork(settings, embedder=hash_embedder)
+    except StorageCorrupt as exc:  # the damage hit what opening reads
+        assert "integrity check" in str(exc)
+        return
+    try:
+        with pytest.raises(StorageCorrupt, match="refusing to write"):
+            damaged.ingest([folder], progress=False)
+        report = damaged.verify()
+        assert not report["consistent"] and not report["database_integrity"]["ok"]
+        assert "integrity check" in report["problems"][0]
+    finally:
+        damaged.close()
+
+
+def _keyword_hits(gw, query):
+    from service.query_types import Principal
+
+    return gw.search(query, k=5, mode="keyword", principal=Principal(id="t", all_access=True)).hits

@@ -8,7 +8,7 @@ import pytest
 
 from index.settings import Settings
 from service.engine import Groundwork
-from service.query_types import Principal
+from service.query.types import Principal, Query
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
@@ -26,7 +26,7 @@ def test_samples_into_postgres_match_sqlite(tmp_path, fresh_postgres_url, hash_e
             assert again["unchanged"] == summary["added"]
             gw.refresh_indexes()
             assert gw.verify()["consistent"]
-            hits = gw.search("paid annual leave days", k=5, principal=Principal("t", all_access=True)).hits
+            hits = gw.pipeline.search(Query("paid annual leave days", Principal("t", all_access=True), k=5)).hits
             results[name] = ([Path(h.source).name for h in hits], summary["chunks"])
         finally:
             gw.close()

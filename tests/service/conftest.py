@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from index.settings import Settings
+from ingest.embedder import Embedder
 
 CANARY = "CANARY-51d2e9"
 
@@ -34,7 +35,7 @@ CORPUS = {
 }
 
 
-class CountingEmbedder:
+class CountingEmbedder(Embedder):
     """The deterministic HashEmbedder, counting calls so tests can prove that rejected
     requests never reached a model."""
 
@@ -86,13 +87,18 @@ class InlineParser:
     def close(self, graceful: bool = True) -> None:
         return None
 
-    def imap_unordered(self, paths):
+    def imap_unordered(self, paths, *, policy=None):
         from ingest.documents import ParseFailure
         from ingest.parsing import parse_file
+        from ingest.safe_open import parse_checked
 
+        limits = {"max_bytes": self.settings.max_file_bytes, "max_chars": self.settings.max_document_chars}
         for path in paths:
             try:
-                yield Path(path), parse_file(Path(path), max_bytes=self.settings.max_file_bytes, max_chars=self.settings.max_document_chars)
+                if policy is None:
+                    yield Path(path), parse_file(Path(path), **limits)
+                else:  # the same checks as the pool's workers make
+                    yield Path(path), parse_checked(parse_file, Path(path), policy, **limits)
             except ParseFailure as failure:
                 yield Path(path), failure
 
@@ -181,7 +187,7 @@ def start_server(app) -> tuple[object, threading.Thread, str]:
 
 def launch(root: Path, *, ingest: bool = True, **overrides) -> LiveServer:
     from service import auth
-    from service.app import create_app
+    from service.http.app import create_app
     from service.engine import Groundwork
 
     root.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""The HTTP API: assembly (``app``), route families (``routes_*``), access (``guard``), errors."""

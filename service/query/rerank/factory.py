@@ -1,0 +1,58 @@
+"""How the configured reranker is chosen and loaded.
+
+Loading never raises and never waits on the network: it returns the reranker or ``None`` with
+a status line the service can show (``ok: ...``, ``disabled``, ``unavailable: <reason>``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from index.settings import Settings
+from service.query.rerank.base import Reranker, RerankerUnavailable
+
+log = logging.getLogger(__name__)
+
+LEXICAL_MODEL = "lexical"  # reranker_model value that selects the model-free token-overlap reranker
+
+
+def reranker_backend(requested: str, device: str) -> str:
+    """OpenVINO runs on the CPU only; ``auto`` takes it there when it is installed."""
+    if requested != "auto":
+        return requested
+    if device.startswith("cuda") or importlib.util.find_spec("openvino") is None:
+        return "torch"
+    return "openvino"
+
+
+def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
+    """``(reranker, "ok: <name>")``, ``(None, "disabled")`` or ``(None, "unavailable: <why>")``."""
+    if not settings.reranker_enabled:
+        return None, "disabled"
+    model = settings.reranker_model.strip()
+    if model == LEXICAL_MODEL:
+        from service.query.rerank.lexical import LexicalReranker
+
+        reranker: Reranker = LexicalReranker()
+        return reranker, f"ok: {reranker.name}"
+    from service.query.rerank.cross_encoder import CrossEncoderReranker, default_device, resolve_model_dir
+
+    try:
+        resolve_model_dir(model)  # a missing model is reported before torch is even imported
+        # The reranker shares the embedder's device preference: both default to CUDA when present.
+        device = settings.embedding_device or default_device()
+        if reranker_backend(settings.reranker_backend, device) == "openvino":
+            from service.query.rerank.cross_encoder_openvino import OpenVinoCrossEncoderReranker
+
+            reranker = OpenVinoCrossEncoderReranker.load(model, cache_dir=settings.model_cache_dir or settings.data_dir / "models",
+                                                         threads=settings.reranker_threads)
+        else:
+            reranker = CrossEncoderReranker.load(model, device=device)
+    except RerankerUnavailable as error:
+        log.warning("reranker unavailable: %s", error)
+        return None, f"unavailable: {error}"
+    except Exception as error:  # a broken model directory must not take search down
+        log.exception("loading reranker %r failed", model)
+        return None, f"unavailable: loading {model!r} failed: {type(error).__name__}: {error}"
+    return reranker, f"ok: {reranker.name}"

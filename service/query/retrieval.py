@@ -1,0 +1,184 @@
+"""First-stage retrieval: who may see what, dense (FAISS) and BM25 candidates, their fusion,
+and the fetch of visible, deduplicated hits. The pipeline (``service.query.pipeline``) calls
+these stages in order and times each.
+
+Access control and filters become allowed-id sets *before* either retriever runs, so both
+search only what the caller may see and a caller always gets up to k results it may see.
+A final per-hit visibility check guards against any index lagging behind a group change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.catalog import Catalog
+from index.indexset import IndexSet
+from index.settings import Settings
+from index.store import ChunkRecord, Store
+from service.query.fusion import Fused, reciprocal_rank_fusion, weighted_score_fusion
+from service.query.ranking import DocumentAwareness, adjustments, rescore
+from service.query.types import Hit, Mode, Principal, SearchFilters
+
+# (chunk id, fused score, (dense rank, keyword rank), (dense score, keyword score)); plain
+# tuples, because building a few dozen objects per search showed in its CPU time.
+Ranked = tuple[int, float, tuple[int | None, int | None], tuple[float | None, float | None]]
+Candidates = list[tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What one caller may search: ``None`` means everything."""
+
+    documents: np.ndarray | None
+    chunks: np.ndarray | None
+
+    @property
+    def nothing(self) -> bool:
+        return self.documents is not None and len(self.documents) == 0
+
+
+class Retriever:
+    def __init__(self, settings: Settings, store: Store, indexes: IndexSet, catalog: Catalog):
+        self.settings = settings
+        self.store = store
+        self.indexes = indexes
+        self.catalog = catalog
+
+    def allowed(self, principal: Principal, filters: SearchFilters | None) -> Allowed:
+        self.catalog.refresh(self.indexes.position)
+        documents, chunks = self.catalog.allowed(principal.groups, principal.all_access, principal.can_see, filters)
+        return Allowed(documents, chunks)
+
+    def dense(self, vector: np.ndarray, k: int, allowed: Allowed) -> Candidates:
+        # Never fetch fewer candidates than the caller asked for results.
+        limit = max(self.settings.dense_candidates, k)
+        scores, ids = self.indexes.vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), limit, allowed_ids=allowed.chunks)
+        return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i >= 0]  # tolist: Python ints and floats at C speed
+
+    def keyword(self, text: str, k: int, allowed: Allowed) -> Candidates:
+        documents = allowed.documents.tolist() if allowed.documents is not None else None
+        return self.indexes.keyword.search(text, max(self.settings.keyword_candidates, k), allowed_document_ids=documents)
+
+    def fuse(self, mode: Mode, dense: Candidates, lexical: Candidates, depth: int, *, text: str = "",
+             allowed: Allowed | None = None) -> list[Ranked]:
+        """The head (``depth``) of one ranked list: both lists fused, or the one the mode uses.
+
+        Hybrid fusion is document-aware when the settings ask for it (``service.query.ranking``):
+        ``text`` is the question, ``allowed`` what the caller may see.
+        """
+        settings = self.settings
+        if mode == "hybrid":
+            weights = (settings.fusion_dense_weight, settings.fusion_keyword_weight)
+            awareness = self.awareness
+            # Adjustments can lift a candidate from below the cut, so they see every candidate.
+            limit = None if awareness.active else depth
+            if settings.fusion == "weighted":
+                fused = weighted_score_fusion([dense, lexical], weights=weights, limit=limit)
+            else:
+                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights, limit=limit)
+            if awareness.active and fused:
+                fused = self.document_aware(text, fused, awareness, allowed, depth)
+            return [(f.id, f.score, f.ranks, f.scores) for f in fused]
+        if mode == "dense":
+            return [(cid, s, (r, None), (s, None)) for r, (cid, s) in enumerate(dense[:depth], 1)]
+        return [(cid, s, (None, r), (None, s)) for r, (cid, s) in enumerate(lexical[:depth], 1)]
+
+    @property
+    def awareness(self) -> DocumentAwareness:
+        settings = self.settings
+        return DocumentAwareness(settings.document_boost_weight, settings.document_boost_floor,
+                                 settings.boilerplate_min_documents, settings.boilerplate_penalty)
+
+    def document_aware(self, text: str, fused: list[Fused], awareness: DocumentAwareness, allowed: Allowed | None,
+                       depth: int) -> list[Fused]:
+        """Fused candidates with their document's boost added and boilerplate demoted, cut to
+        ``depth``. Document scores are normalised among the documents the caller may see, so
+        they say nothing about the others."""
+        documents, shared = self.catalog.chunk_facts([f.id for f in fused])
+        scores: dict[int, float] = {}
+        if awareness.document_weight > 0 and text:
+            visible = allowed.documents if allowed is not None else None
+            scores = self.catalog.document_index.scores(text, floor=awareness.document_floor, allowed=visible)
+        return rescore(fused, adjustments(documents, shared, scores, awareness), limit=depth)
+
+    def fetch_visible(self, ranked: list[Ranked], principal: Principal, need: int | None) -> list[Hit]:
+        """Hits for the head of ``ranked``: fetched from the database, checked against the
+        caller once more, and near-duplicates collapsed. The first fetch asks for a few more
+        rows than needed; the rest of the list is read only if drops leave too few."""
+        want_vectors = self.settings.dedup_similarity < 1.0
+        step = len(ranked) if need is None else min(len(ranked), need + 5)
+        records: dict[int, ChunkRecord] = {}
+        candidates: list[Hit] = []
+        kept: list[Hit] = []
+        start = 0
+        while start < len(ranked):
+            part = ranked[start : start + step]
+            start += step
+            step = len(ranked)
+            records.update(self.store.chunk_records([cid for cid, *_ in part], with_embeddings=want_vectors))
+            for cid, score, ranks, scores in part:
+                record = records.get(cid)
+                if record is None:  # deleted since the index saw it
+                    continue
+                if not principal.can_see(record.groups):  # belt and braces: never leak
+                    continue
+                candidates.append(_hit(record, score, ranks, scores))
+            kept = self.dedupe(candidates, records, need)
+            if need is not None and len(kept) >= need:
+                break
+        return kept
+
+    def dedupe(self, hits: list[Hit], records: dict[int, ChunkRecord], need: int | None = None) -> list[Hit]:
+        """Collapse near-duplicate chunks, in rank order, stopping once ``need`` are kept.
+
+        With embeddings (``dedup_similarity`` < 1) a chunk is dropped when its vector is that
+        similar to one already kept; identical texts always are, since the model is
+        deterministic. Without them, texts equal up to case and spacing are collapsed.
+        """
+        threshold = self.settings.dedup_similarity
+        kept: list[Hit] = []
+        kept_vectors: np.ndarray | None = None
+        kept_count = 0
+        seen_text: set[str] = set()
+        for hit in hits:
+            record = records.get(hit.chunk_id)
+            vector = record.embedding if record is not None and threshold < 1.0 else None
+            if vector is None:
+                key = " ".join(hit.text.lower().split())
+                if key in seen_text:
+                    continue
+                seen_text.add(key)
+            else:
+                if kept_vectors is None:
+                    kept_vectors = np.empty((len(hits), vector.shape[0]), dtype=np.float32)
+                if kept_count and float((kept_vectors[:kept_count] @ vector).max()) >= threshold:
+                    continue
+                kept_vectors[kept_count] = vector
+                kept_count += 1
+            kept.append(hit)
+            if need is not None and len(kept) >= need:
+                break
+        return kept
+
+
+def collapse_documents(hits: list[Hit]) -> list[Hit]:
+    """The best hit of each document, in order."""
+    seen: set[int] = set()
+    collapsed = []
+    for hit in hits:
+        if hit.document_id in seen:
+            continue
+        seen.add(hit.document_id)
+        collapsed.append(hit)
+    return collapsed
+
+
+def _hit(record: ChunkRecord, score: float, ranks, scores) -> Hit:
+    return Hit(
+        chunk_id=record.id, document_id=record.document_id, score=float(score), text=record.text, source=record.source,
+        title=record.title, pages=record.pages, heading_path=record.heading_path, collection=record.collection,
+        mime_type=record.mime_type, dense_rank=ranks[0], keyword_rank=ranks[1], dense_score=scores[0], keyword_score=scores[1],
+        document_context=record.document_context,
+    )
