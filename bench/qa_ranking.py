@@ -75,12 +75,12 @@ class CachingParser:
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:24]
         return self.folder / f"{digest}-{self.code}.pickle"
 
-    def imap_unordered(self, paths):
+    def imap_unordered(self, paths, **options):
         missing = []
         for path in paths:
             entry = self._entry(path)
             if entry.exists():
-                yield path, pickle.loads(entry.read_bytes())
+                yield path, _current(pickle.loads(entry.read_bytes()))
             else:
                 missing.append(path)
         if not missing:
@@ -89,11 +89,21 @@ class CachingParser:
 
         self.pool = ParserPool.from_settings(self.settings).__enter__()
         self.folder.mkdir(parents=True, exist_ok=True)
-        for path, outcome in self.pool.imap_unordered(missing):
+        for path, outcome in self.pool.imap_unordered(missing, **options):
             entry = self._entry(path)
             entry.with_suffix(".tmp").write_bytes(pickle.dumps(outcome))
             os.replace(entry.with_suffix(".tmp"), entry)
             yield path, outcome
+
+
+def _current(outcome):
+    """A cached parse as today's class: fields added since (with defaults) take their default."""
+    from dataclasses import fields, is_dataclass
+
+    if is_dataclass(outcome):
+        kind = type(outcome)
+        return kind(**{f.name: getattr(outcome, f.name) for f in fields(kind) if hasattr(outcome, f.name)})
+    return outcome
 
 
 def run(args) -> dict:
