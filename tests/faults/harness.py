@@ -107,10 +107,10 @@ def snapshot(database: Path) -> dict:
 def keyword_answers(gw) -> list[list[str]]:
     """The sources of the keyword hits for the standard queries: what a damaged index would
     silently get wrong."""
-    from service.query_types import Principal
+    from service.query.types import Principal, Query
 
     admin = Principal(id="faults", all_access=True)
-    return [[hit.source for hit in gw.search(q, k=5, mode="keyword", principal=admin).hits] for q in QUERIES]
+    return [[hit.source for hit in gw.pipeline.search(Query(q, admin, k=5, mode="keyword")).hits] for q in QUERIES]
 
 
 def flip_bytes(path: Path, count: int = 8, seed: int = 0) -> None:

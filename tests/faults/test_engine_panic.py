@@ -23,7 +23,7 @@ class EnginePanic(BaseException):
 
 
 def test_a_panicking_engine_is_fenced_off_and_rebuilt(clean, damaged_copy, monkeypatch):
-    from service.query_types import Principal
+    from service.query.types import Principal, Query
 
     gw = open_groundwork(settings_for(damaged_copy))
     gw.auto_refresh = False  # as under `groundwork serve`: the follower catches up, not the request
@@ -39,9 +39,9 @@ def test_a_panicking_engine_is_fenced_off_and_rebuilt(clean, damaged_copy, monke
         admin = Principal(id="faults", all_access=True)
         for query in QUERIES:
             with pytest.raises(IndexCorrupt):
-                gw.search(query, k=5, mode="keyword", principal=admin)
+                gw.pipeline.search(Query(query, admin, k=5, mode="keyword"))
         assert len(calls) == 1  # fenced off after the first
-        dense = gw.search(QUERIES[0], k=5, mode="dense", principal=admin)
+        dense = gw.pipeline.search(Query(QUERIES[0], admin, k=5, mode="dense"))
         assert dense.hits  # the other retriever still answers
         health = gw.storage_health()
         assert health["status"] == "degraded" and "keyword index corrupt" in health["problems"][0]

@@ -288,6 +288,6 @@ def test_ingest_refuses_to_write_into_a_damaged_database(settings, hash_embedder
 
 
 def _keyword_hits(gw, query):
-    from service.query_types import Principal
+    from service.query.types import Principal, Query
 
-    return gw.search(query, k=5, mode="keyword", principal=Principal(id="t", all_access=True)).hits
+    return gw.pipeline.search(Query(query, Principal(id="t", all_access=True), k=5, mode="keyword")).hits
