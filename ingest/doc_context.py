@@ -132,6 +132,7 @@ def derive_context(
     lines = [line for line in cover.split("\n") if line]
 
     registrant = _registrant(lines)
+    issuer, release_date = _issuer(cover)
     meta_title = _clean(doc.title) if doc.title else None
     if meta_title and not _names_something(meta_title):
         meta_title = None
@@ -142,7 +143,7 @@ def derive_context(
     header = "\n".join([cover[:HEADER_CHARS], *(line for line in lines if len(line) <= SHORT_LINE_CHARS)])
     form = _form(cover)
     period = _period(header)
-    dated = None if period else _dated(header, lines)
+    dated = None if period else (_dated(header, lines) or release_date)
     version = _version(header)
     ticker = _ticker(cover)
 
@@ -151,8 +152,9 @@ def derive_context(
     registrant_title = SEPARATOR.join(p for p in (registrant, f"Form {form}" if form else None) if p) if registrant else None
     title = _clip(registrant_title or meta_title or heading or name or _clean(doc.title) or _clean(file_name), MAX_TITLE_CHARS)
 
-    parts = [registrant or title, f"Form {form}" if form else None, period, dated, version, ticker,
-             title if registrant else None, name]
+    named_by = registrant or issuer
+    parts = [named_by or title, f"Form {form}" if form else None, period, dated, version, ticker,
+             title if named_by else None, name]
     kept = _join_new_words([p for p in parts if p], max_chars)
     # A line that would only repeat the title (or a cut of it) adds nothing: leave it empty, so
     # such a document is indexed exactly as before contexts existed.
@@ -210,6 +212,20 @@ def _registrant(lines: list[str]) -> str | None:
         if candidate:
             return candidate
     return None
+
+
+def _issuer(cover: str) -> tuple[str | None, str | None]:
+    """A press release's dateline: "City (July 20, 2023) – Johnson & Johnson (NYSE: JNJ) today
+    announced ..." gives the issuer's name and the release date."""
+    match = _TICKER_RE.search(cover)
+    if match is None:
+        return None, None
+    start = cover.rfind("\n", 0, match.start()) + 1
+    before = cover[max(start, match.start() - 300) : match.start()]
+    date = _DATE_RE.search(before)
+    name = re.split(r"\s[–—-]{1,2}\s|--|[–—]|\)\s|\bRELEASE\b", before)[-1]
+    name = _name_like(name) if len(name.split()) <= 8 else None
+    return name, _tidy_date(date.group(0)) if date else None
 
 
 def _last_segment(text: str) -> str | None:
