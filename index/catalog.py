@@ -55,11 +55,11 @@ class Catalog:
         self._lock = threading.Lock()
         self.docs: dict[int, DocAttrs] = {}
         self.doc_chunks: dict[int, np.ndarray] = {}
-        # Every chunk id, sorted, with its document and the number of distinct documents that
-        # hold the same text (1 when unique or unknown): what ranking needs per candidate.
-        self.chunk_ids_sorted = np.zeros(0, dtype=np.int64)
-        self.chunk_documents = np.zeros(0, dtype=np.int64)
-        self.chunk_shared = np.zeros(0, dtype=np.int32)
+        # (every chunk id sorted, its document, how many distinct documents hold the same text):
+        # what ranking needs per candidate. One tuple, replaced whole, so a reader never mixes
+        # two refreshes.
+        empty = np.zeros(0, dtype=np.int64)
+        self._chunk_facts: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty.astype(np.int32))
         self._document_index: DocumentIndex | None = None
         self.position = -1
         # (caller's visibility, filters) -> allowed ids. Internal apps repeat the same few
@@ -92,8 +92,7 @@ class Catalog:
                 for piece in np.split(arr, boundaries):
                     doc_chunks[int(piece[0, 0])] = piece[:, 1].copy()
             order = np.argsort(arr[:, 1], kind="stable")
-            self.chunk_ids_sorted, self.chunk_documents = arr[order, 1].copy(), arr[order, 0].copy()
-            self.chunk_shared = shared_document_counts(arr[order, 0], arr[order, 2])
+            self._chunk_facts = (arr[order, 1].copy(), arr[order, 0].copy(), shared_document_counts(arr[order, 0], arr[order, 2]))
             self.docs, self.doc_chunks, self.position = docs, doc_chunks, position
             self._document_index = None
             self._allowed_cache = {}
@@ -146,7 +145,7 @@ class Catalog:
         """(document id, number of documents sharing the chunk's text) for each chunk id; a
         chunk the catalog has not seen yet gets document -1 and count 1."""
         ids = np.asarray(chunk_ids, dtype=np.int64)
-        known_ids, documents, shared = self.chunk_ids_sorted, self.chunk_documents, self.chunk_shared
+        known_ids, documents, shared = self._chunk_facts
         if len(known_ids) == 0 or len(ids) == 0:
             return np.full(len(ids), -1, dtype=np.int64), np.ones(len(ids), dtype=np.int32)
         at = np.minimum(np.searchsorted(known_ids, ids), len(known_ids) - 1)
