@@ -55,6 +55,7 @@ class Settings(BaseSettings):
 
     # --- chunking ------------------------------------------------------------------------
     chunk_max_tokens: int = Field(0, ge=0, description="Token budget per chunk; 0 means the embedding model's max sequence length minus room for the context prefix.")
+    chunk_min_tokens: int = Field(0, ge=0, description="A section shorter than this does not end its chunk at the next heading: following sections join it while they fit, under the headings they share (ingest/chunking.py). 0 keeps every section in chunks of its own.")
     chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens repeated between consecutive pieces of one long element.")
     chunk_prefix_tokens: int = Field(48, ge=0, description="Tokens reserved for the prefix embedded with each chunk: document context line › heading path, then the chunk's own context (a split table's header row).")
     document_context_chars: int = Field(160, ge=0, description="Longest context line derived for a document (registrant or title, form, period or date, version, ticker, file name; ingest/doc_context.py), about 35 tokens, so that the heading path still fits chunk_prefix_tokens. 0 turns document contexts off (the title alone names the document).")
