@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import SQLModel, create_engine
 
 from index import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -130,6 +131,26 @@ def open_database(settings: Settings) -> Engine:
         raise StorageCorrupt(f"the database fails its integrity check ({report.method}: {'; '.join(report.problems[:3])}). "
                              f"{RECOVERY_HINT}") from exc
     return engine
+
+
+# What a driver raises when the database cannot be used right now rather than because of the
+# statement: the server down or restarting, a dropped connection, a full pool, a locked or
+# unreadable SQLite file.
+_OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+
+def storage_error(exc: BaseException) -> StorageUnavailable | None:
+    """The error vocabulary's name for a database driver error, or None when ``exc`` is not an
+    outage (a constraint violation, a bad statement: a bug, reported as one). Front doors call
+    this once, where they map errors to outcomes, rather than every query catching it."""
+    if isinstance(exc, StorageUnavailable):
+        return exc
+    if isinstance(exc, DatabaseError) and _says_damaged(exc):
+        return StorageCorrupt(f"the database is damaged: {exc.orig or exc}. {RECOVERY_HINT}")
+    if isinstance(exc, _OUTAGES):
+        orig = getattr(exc, "orig", None)
+        return StorageUnavailable(f"the database cannot be used right now: {orig or exc}")
+    return None
 
 
 def _says_damaged(exc: DatabaseError) -> bool:

@@ -17,11 +17,16 @@ class GroundworkError(Exception):
     """
 
     code = "error"
+    # Whether retrying the same call later may succeed on its own (the HTTP API then sends
+    # Retry-After): a database restarting, an index being rebuilt.
+    transient = False
 
-    def __init__(self, message: str = "", *, code: str | None = None):
+    def __init__(self, message: str = "", *, code: str | None = None, transient: bool | None = None):
         super().__init__(message)
         if code is not None:
             self.code = code
+        if transient is not None:
+            self.transient = transient
 
 
 class InputRejected(GroundworkError):
@@ -61,9 +66,11 @@ class StorageUnavailable(GroundworkError):
     failing its own integrity check. Retrying later may work; nothing was written."""
 
     code = "storage_unavailable"
+    transient = True
 
 
 class StorageCorrupt(StorageUnavailable):
     """The database failed its own integrity check: writing into it would spread the damage."""
 
     code = "storage_corrupt"
+    transient = False  # it needs an operator (see the README, "Reliability")

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1_000_000
     max_upload_bytes: int = 100 * 1024 * 1024
     max_query_chars: int = 2000
+    max_json_depth: int = Field(32, ge=2, description="JSON request bodies (and the upload form's metadata field) nested deeper than this are refused with 400 too_deeply_nested before they are decoded; decoders recurse per level, and 100,000 levels crashed them. Not measured: a request's own structure takes 3 levels (body, filters, metadata), and 32 leaves document metadata far more room than real metadata uses.")
+    http_header_timeout_s: float = Field(10.0, gt=0, description="A connection must deliver a whole request head (request line and headers) within this many seconds of its first byte, or of opening; otherwise it is closed (408 if part of a head arrived). Stops slow-header (slowloris) connections from holding the server's sockets. Not measured: a client sends its head in one packet, and 10 s is the usual default of servers with such a limit (e.g. Go's ReadHeaderTimeout in common practice).")
+    http_max_header_bytes: int = Field(32 * 1024, ge=1024, description="Largest request head (request line and all headers) accepted; a larger one gets 431 and the connection is closed. nginx's default buffers for a request head hold 32 KB (4 x 8 KB); an API key header needs under 100 bytes.")
+    http_keep_alive_s: float = Field(5.0, gt=0, description="An idle keep-alive connection is closed after this many seconds (uvicorn's default).")
     max_k: int = 100
     rate_limit_per_minute: int = Field(600, description="Per API key; 0 disables.")
     unavailable_retry_after_s: int = Field(5, ge=1, description="Retry-After sent with a 503 when the database is unavailable. Not measured: a database restart or failover usually takes a few seconds, and clients should not hammer it meanwhile.")

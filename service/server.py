@@ -142,6 +142,19 @@ def warm_up(groundwork) -> None:
              extra={"documents": stats.get("documents"), "index_version": stats.get("index_version")})
 
 
+def uvicorn_config(app, settings: Settings, **options):
+    """uvicorn's configuration for the app: its HTTP protocol bounds each request head in time
+    and size (``http_header_timeout_s``, ``http_max_header_bytes``; see ``service.http.protocol``),
+    idle keep-alive connections close after ``http_keep_alive_s``, and logging stays ours."""
+    import uvicorn
+
+    from service.http.protocol import guarded_protocol
+
+    options = {"log_config": None, "access_log": False, "lifespan": "on", **options}
+    return uvicorn.Config(app, http=guarded_protocol(settings.http_header_timeout_s, settings.http_max_header_bytes),
+                          timeout_keep_alive=settings.http_keep_alive_s, **options)
+
+
 class _Shutdown(Exception):
     """SIGTERM, turned into an exception so that clean-up runs (as it does for Ctrl-C)."""
 
@@ -189,8 +202,7 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
         follower.start()
         gw.auto_refresh = False  # the follower keeps indexes current, off the request path
         app = create_app(gw)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                                timeout_graceful_shutdown=10, lifespan="on")
+        config = uvicorn_config(app, settings, host=settings.host, port=settings.port, timeout_graceful_shutdown=10)
         with _sigterm_as_shutdown():
             try:
                 uvicorn.Server(config).run()

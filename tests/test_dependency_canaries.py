@@ -1,22 +1,26 @@
 """Canaries for the third-party internals Groundwork relies on.
 
-Three libraries are used past their public API, each for a reason stated where it happens:
+Four libraries are used past their public API, each for a reason stated where it happens:
 unstructured (its spaCy loader is replaced so parsing can never download a model:
 ``ingest/offline.py``), Litestar (the whole ASGI handler is wrapped for request ids and metrics,
-the route template is read from the scope, and dependency order avoids a task group per request)
-and sentence-transformers (the first module's ``auto_model`` config chooses ONNX fusions). When
-an upgrade moves one of these, a test here fails with a message naming the file to revisit,
-instead of the product quietly downloading, losing its request ids or slowing down.
+the route template is read from the scope, dependency order avoids a task group per request,
+and JSON bodies are decoded through a ``Request.json`` that checks their nesting first),
+sentence-transformers (the first module's ``auto_model`` config chooses ONNX fusions) and
+uvicorn (its httptools protocol is subclassed to bound each request head in time and size:
+``service/http/protocol.py``). When an upgrade moves one of these, a test here fails with a
+message naming the file to revisit, instead of the product quietly downloading, losing its
+request ids, slowing down or accepting what it should refuse.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 from litestar import Litestar, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.testing import TestClient
 
 
@@ -118,3 +122,77 @@ def test_sentence_transformers_first_module_exposes_the_transformer_config():
     assert hasattr(first, "auto_model") and hasattr(first.auto_model, "config"), _moved(
         "sentence-transformers", "model[0].auto_model.config is gone", "ingest/embedder_st.py _fuse_onnx_for_cpu")
     assert getattr(first.auto_model.config, "model_type", None) == "bert"
+
+
+class _QueryBody(msgspec.Struct):
+    query: str
+
+
+def test_litestar_decodes_json_bodies_through_the_request_class_json():
+    """``service/http/app.py`` checks a body's nesting in ``Request.json``: every route with a
+    JSON body must decode it there."""
+    from litestar import Request, post
+
+    seen: list[bytes] = []
+
+    class Checked(Request):
+        async def json(self):
+            seen.append(await self.body())
+            return await super().json()
+
+    @post("/", sync_to_thread=False)
+    def handler(data: JSONBody[_QueryBody]) -> dict:
+        return {"query": data.query}
+
+    with TestClient(Litestar([handler], request_class=Checked)) as client:
+        assert client.post("/", json={"query": "q"}).json() == {"query": "q"}
+    assert seen == [b'{"query":"q"}'], _moved("Litestar", "request bodies are no longer decoded through Request.json()",
+                                              "service/http/app.py NestingCheckedRequest")
+
+
+def test_uvicorn_httptools_protocol_still_takes_the_head_limits():
+    """The hooks ``service/http/protocol.py`` overrides, driven as uvicorn drives them: a head
+    over the limit in one read is refused with 431, through a parser callback and
+    ``send_400_response``."""
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    from service.http.protocol import guarded_protocol
+
+    for name in ("connection_made", "connection_lost", "data_received", "on_message_begin", "on_url", "on_header",
+                 "on_headers_complete", "on_message_complete", "send_400_response"):
+        assert callable(getattr(HttpToolsProtocol, name, None)), _moved("uvicorn", f"HttpToolsProtocol.{name} is gone", "service/http/protocol.py")
+
+    class Transport:
+        def __init__(self):
+            self.written, self.closed = b"", False
+
+        def write(self, data):
+            self.written += data
+
+        def close(self):
+            self.closed = True
+
+        def is_closing(self):
+            return self.closed
+
+        def get_extra_info(self, name, default=None):
+            return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    async def app(scope, receive, send):  # pragma: no cover - never reached
+        raise AssertionError("the application must not see a refused head")
+
+    config = Config(app, log_config=None)
+    config.load()
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = guarded_protocol(10.0, 1024)(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
+        assert transport.written.startswith(b"HTTP/1.1 431 ") and transport.closed, _moved(
+            "uvicorn", "a parser callback's exception no longer ends in send_400_response", "service/http/protocol.py")
+        protocol.connection_lost(None)
+    finally:
+        loop.close()

@@ -338,13 +338,14 @@ def key_out(row) -> KeyOut:
 
 
 class HealthResponse(Struct, kw_only=True):
-    status: Literal["ok", "degraded"]
+    status: Annotated[Literal["ok", "degraded", "failing"], Meta(description="failing: answered with 503.")]
     database: str
     indexes: dict[str, Any]
     embedder: dict[str, Any]
     reranker: str
     generator: str
     problems: list[str] = []
+    database_integrity: Annotated[dict[str, Any] | None, Meta(description="Admin keys: the last integrity check.")] = None
 
 
 # --- OpenAI-compatible chat ---------------------------------------------------------------------

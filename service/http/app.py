@@ -10,7 +10,9 @@ reported missing.
 
 from __future__ import annotations
 
-from litestar import Litestar, Router, get
+from typing import Any
+
+from litestar import Litestar, Request, Router, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -20,6 +22,7 @@ from service.engine import Groundwork
 from service.http import routes_admin, routes_documents, routes_health, routes_openai, routes_query
 from service.http.errors import EXCEPTION_HANDLERS
 from service.http.guard import authorize, caller
+from service.http.json_depth import check_json_depth
 from service.http.logging_setup import RequestObserver
 from service.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from service.http.metrics import ServiceMetrics
@@ -29,6 +32,15 @@ from service.jobs import JobRunner
 from service.query.pipeline import search_threads
 
 _ERROR_RESPONSES_DOC = "Errors are JSON {\"error\": {\"code\", \"message\"}} with a stable code."
+
+
+class NestingCheckedRequest(Request):
+    """A request whose JSON body is checked for nesting depth (``max_json_depth``) before it
+    is decoded: every route taking a JSON body decodes it through ``json()``."""
+
+    async def json(self) -> Any:
+        check_json_depth(await self.body(), self.app.state.services.settings.max_json_depth)
+        return await super().json()
 
 
 def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
@@ -59,6 +71,7 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
         route_handlers=[api, metrics_route],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=NestingCheckedRequest,
         request_max_body_size=settings.max_request_bytes,
         on_startup=[lambda: jobs.start()],
         on_shutdown=[lambda: jobs.stop(), lambda: svc.search_pool.shutdown(wait=False)],

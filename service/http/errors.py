@@ -2,8 +2,10 @@
 
 Responses are JSON ``{"error": {"code", "message"}}`` with a stable code. ``ApiError`` is a
 client error a handler raises on purpose; a ``GroundworkError`` from below maps by its family
-(bad input 4xx, missing model, broken index or unreachable database 503); anything else is a
-bug, logged with its traceback and answered 500 with the request id.
+(bad input 4xx, missing model, broken index or unreachable database 503), with ``Retry-After``
+when it is transient; a database driver's outage error (``index.db.storage_error``) maps as
+the database family; anything else is a bug, logged with its traceback and answered 500 with
+the request id.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import logging
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from sqlalchemy.exc import SQLAlchemyError
 
+from index.db import storage_error
 from index.errors import GroundworkError, IndexProblem, InputRejected, ModelUnavailable, StorageUnavailable
 from service.http.api_models import ApiError, ErrorResponse, error_body
 from service.http.logging_setup import current_request
@@ -89,11 +93,26 @@ def handle_groundwork_error(request: Request, exc: GroundworkError) -> Response:
     else:
         return handle_unexpected(request, exc)
     headers = None
-    if isinstance(exc, StorageUnavailable):
+    if exc.transient:
         headers = {"Retry-After": str(request.app.state.services.settings.unavailable_retry_after_s)}
     if status >= 500:
         log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
     return error_response(status, exc.code, public_message or str(exc), headers)
+
+
+def handle_database_error(request: Request, exc: SQLAlchemyError) -> Response:
+    """A database that is down, restarting or unreachable is the storage family's 503, not a bug."""
+    translated = storage_error(exc)
+    if translated is None:
+        return handle_unexpected(request, exc)
+    return handle_groundwork_error(request, translated)
+
+
+def handle_recursion_error(request: Request, exc: RecursionError) -> Response:
+    """The backstop behind the nesting check of request bodies (``json_depth``): input nested
+    deeper than any decoder copes with is the client's error, never a 500."""
+    log.warning("recursion limit reached on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(400, "too_deeply_nested", "the request is nested too deeply")
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:
@@ -103,4 +122,5 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", f"internal error{reference}")
 
 
-EXCEPTION_HANDLERS = {HTTPException: handle_http_error, GroundworkError: handle_groundwork_error, Exception: handle_unexpected}
+EXCEPTION_HANDLERS = {HTTPException: handle_http_error, GroundworkError: handle_groundwork_error, SQLAlchemyError: handle_database_error,
+                      RecursionError: handle_recursion_error, Exception: handle_unexpected}

@@ -36,6 +36,7 @@ from service.http.api_models import (
     to_builtins,
 )
 from service.http.errors import ERROR_RESPONSES, MAX_DB_ID, check_id, not_found
+from service.http.json_depth import check_json_depth
 from service.http.services import Services
 
 MULTIPART_SLACK_BYTES = 64 * 1024  # form fields and part headers around the file itself
@@ -63,12 +64,13 @@ def _parse_groups(values: list[str] | None) -> list[str]:
     return check_groups(sorted(set(out)))
 
 
-def _parse_metadata(value: str | None) -> dict:
+def _parse_metadata(value: str | None, max_depth: int) -> dict:
     if not value:
         return {}
+    check_json_depth(value, max_depth)  # before json.loads, which recurses once per level
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ApiError(400, "invalid_metadata", "metadata must be a JSON object") from None
     if not isinstance(parsed, dict):
         raise ApiError(400, "invalid_metadata", "metadata must be a JSON object")
@@ -123,7 +125,7 @@ def upload_document(svc: NamedDependency[Services], caller: NamedDependency[auth
     """``POST /v1/documents``, routed by ``upload_route``: its body limit is a setting."""
     collection = check_name(data.collection or "default", "collection")
     groups = _parse_groups(data.groups)
-    metadata = _parse_metadata(data.metadata)
+    metadata = _parse_metadata(data.metadata, svc.settings.max_json_depth)
     if not isinstance(data.file, UploadFile):
         raise ApiError(400, "missing_file", "send the document as the multipart field 'file'")
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):

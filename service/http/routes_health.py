@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
+from index.errors import IndexCorrupt
 from index.settings import AuthMode
 from service.http.api_models import HealthResponse
 from service.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -15,8 +16,11 @@ from service.query.batching import QueryBatcher
 
 
 @get("/health", opt={"public": True}, sync_to_thread=True, tags=["service"], summary="Liveness and component status (no key needed)",
-     description="Open to anyone, so it states only whether each component works. Index sizes and positions are shown "
-                 "to admin keys (and in dev mode): counts cover every document, including those other keys may not see.")
+     description="Open to anyone, so it states only whether each component works: `ok`, `degraded` (answers may miss "
+                 "recent or keyword matches, or come without reranking; `problems` says why) or `failing` (503: the "
+                 "database is unreachable or fails its integrity check, or the indexes or the embedder cannot serve). "
+                 "Admin keys (and dev mode) also get index sizes, positions and lag, the last database integrity check, "
+                 "and each problem in full: counts cover every document, including those other keys may not see.")
 def health(request: Request, svc: NamedDependency[Services]) -> Response[HealthResponse]:
     gw = svc.groundwork
     detailed = _is_admin_request(svc, request.headers.get("authorization"))
@@ -27,12 +31,26 @@ def health(request: Request, svc: NamedDependency[Services]) -> Response[HealthR
     except Exception as exc:
         database = f"error: {type(exc).__name__}"
         problems.append("database unreachable")
+    storage: dict[str, Any] = {}
+    if database == "ok":
+        try:
+            storage = gw.storage_health()  # cheap: no integrity check runs here (the server's follower runs it)
+        except Exception as exc:
+            database = f"error: {type(exc).__name__}"
+            problems.append("database unreachable")
+    storage_problems = storage.get("problems", [])
+    # Problem lines may name files or hosts after their first colon: the detail is for admins.
+    problems.extend(storage_problems if detailed else [_summary(line) for line in storage_problems])
+    if storage.get("status") == "failing":
+        database = "failing its integrity check"
     indexes: dict[str, Any] = {}
     try:
         idx = gw.indexes
-        indexes = {"version": idx.version, "state": "ok"}
+        indexes = {"version": idx.version, "state": storage.get("indexes", {}).get("status", "unknown")}
         if detailed:
-            indexes |= {"position": idx.position, "vectors": int(idx.vectors.live_count), "keyword_docs": int(idx.keyword.count())}
+            indexes |= {"position": idx.position, "vectors": int(idx.vectors.live_count), "keyword_docs": _keyword_count(idx)}
+            if "indexes" in storage:
+                indexes |= {"lag": storage["indexes"]["lag"], "positions": storage["indexes"]["positions"]}
     except Exception as exc:
         indexes = {"error": f"{type(exc).__name__}: {exc}"}
         problems.append("indexes unavailable")
@@ -55,10 +73,25 @@ def health(request: Request, svc: NamedDependency[Services]) -> Response[HealthR
     except Exception as exc:
         generator = f"unavailable: {type(exc).__name__}"
         problems.append("generator unavailable")
-    fatal = database != "ok" or "error" in indexes or "error" in embedder
-    body = HealthResponse(status="degraded" if problems else "ok", database=database, indexes=indexes, embedder=embedder,
-                          reranker=str(reranker), generator=str(generator), problems=problems)
-    return Response(body, status_code=503 if fatal else 200)
+    failing = database != "ok" or "error" in indexes or "error" in embedder
+    status = "failing" if failing else ("degraded" if problems else "ok")
+    body = HealthResponse(status=status, database=database, indexes=indexes, embedder=embedder, reranker=str(reranker),
+                          generator=str(generator), problems=problems,
+                          database_integrity=storage.get("database_integrity") if detailed else None)
+    return Response(body, status_code=503 if failing else 200)
+
+
+def _summary(problem: str) -> str:
+    """A problem line without its detail: "keyword index behind by 64 change-log rows"."""
+    return problem.split(": ", 1)[0]
+
+
+def _keyword_count(indexes) -> int | None:
+    """None while the keyword index is fenced off (corrupt, being rebuilt): problems say so."""
+    try:
+        return int(indexes.keyword.count())
+    except IndexCorrupt:
+        return None
 
 
 def _is_admin_request(svc: Services, header: str | None) -> bool:

@@ -2,9 +2,10 @@
 
 One object, built once by ``Groundwork``, serves the CLI (``search``, ``answer``) and the HTTP
 API (``search_async``, then ``generate`` / ``generate_stream``) alike. Every degradation is
-decided here, once: a reranker that fails or misses ``rerank_timeout_s`` leaves the fused
-order, a generator that fails hands over to the extractive one; each adds a note to the
-outcome and calls ``on_fallback(stage)`` so a front door can count it.
+decided here, once: a keyword index that cannot serve leaves a hybrid search its dense half,
+a reranker that fails or misses ``rerank_timeout_s`` leaves the fused order, a generator that
+fails hands over to the extractive one; each adds a note to the outcome and calls
+``on_fallback(stage)`` so a front door can count it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
+from index.errors import IndexCorrupt, IndexProblem
 from index.settings import Settings
 from index.store import document_line
 from index.vectors import serve_single_queries_on_this_thread
@@ -37,7 +39,7 @@ from service.query.types import Answer, Hit, Query, SearchOutcome
 
 log = logging.getLogger(__name__)
 
-OnFallback = Callable[[str], None]  # receives the stage that fell back: "rerank" or "generate"
+OnFallback = Callable[[str], None]  # receives the stage that fell back: "keyword", "rerank" or "generate"
 
 
 class Stopwatch:
@@ -129,8 +131,9 @@ class QueryPipeline:
                 watch.timings["embed_query"] = embed_ms
             dense = retriever.dense(vector, query.k, allowed)
             t = watch.lap("dense", t)
+        notes: list[str] = []
         if query.mode in ("hybrid", "keyword"):
-            lexical = retriever.keyword(query.text, query.k, allowed)
+            lexical = self._keyword(query, allowed, notes, on_fallback)
             t = watch.lap("keyword", t)
 
         use_rerank = self.reranker is not None and (query.rerank if query.rerank is not None else True)
@@ -147,7 +150,6 @@ class QueryPipeline:
         t = watch.lap("fetch", t)
 
         reranked = False
-        notes: list[str] = []
         if use_rerank and hits:
             hits, reranked = self._rerank(query.text, hits, notes, on_fallback)
             t = watch.lap("rerank", t)
@@ -157,6 +159,24 @@ class QueryPipeline:
         elif spread > 0:
             hits = spread_per_document(hits, lambda hit: hit.document_id, spread)
         return SearchOutcome(hits[: query.k], watch.timings, reranked, notes)
+
+    def _keyword(self, query: Query, allowed, notes: list[str], on_fallback: OnFallback | None) -> list[tuple[int, float]]:
+        """BM25 candidates. A keyword index that cannot serve (its engine failed and it is fenced
+        off until rebuilt from the database, within a second under the server) costs a hybrid
+        search its keyword half, with a note; a keyword-only search has nothing else to offer
+        and fails with a transient ``index_unavailable``."""
+        try:
+            return self.retriever.keyword(query.text, query.k, allowed)
+        except IndexProblem as exc:
+            if query.mode == "keyword":
+                if isinstance(exc, IndexCorrupt):
+                    raise IndexCorrupt(f"the keyword index is being rebuilt: {exc}", code="index_unavailable", transient=True) from exc
+                raise
+            log.warning("keyword index unavailable (%s); serving dense results only", exc)
+            notes.append(f"the keyword index is unavailable ({exc.code}); results are from dense retrieval only")
+            if on_fallback is not None:
+                on_fallback("keyword")
+            return []
 
     # --- rerank -------------------------------------------------------------------------------
     def _rerank(self, text: str, hits: list[Hit], notes: list[str], on_fallback: OnFallback | None) -> tuple[list[Hit], bool]:

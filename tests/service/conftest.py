@@ -166,7 +166,10 @@ class LiveServer:
 
 
 def start_server(app) -> tuple[object, threading.Thread, str]:
+    """Serve ``app`` as `groundwork serve` does (its uvicorn configuration and HTTP protocol)."""
     import uvicorn
+
+    from service.server import uvicorn_config
 
     # An explicit IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections, as it does
     # when uvicorn binds by itself; without it every keep-alive response waits ~40 ms.
@@ -174,7 +177,7 @@ def start_server(app) -> tuple[object, threading.Thread, str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, app.state.services.settings))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -6,6 +6,8 @@ guards that: the IDF-weighted share of the question's content terms a sentence c
 term found only in the passage's headings counts half), scaled slightly by the passage's rank
 and, when an embedder is given, blended with the question-sentence cosine. A question whose
 terms the passages do not contain gets no sentence above the threshold and is refused.
+Sentences addressed to the answering system rather than to a reader (``query.injection``)
+are never candidates, and the answer's notes say which sources hold them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from service.query.citations import (
     words,
 )
 from service.query.generation.base import refusal_answer
+from service.query.injection import addresses_the_system, lead_in, source_note
 from service.query.types import Answer, Hit
 
 log = logging.getLogger(__name__)
@@ -119,11 +122,17 @@ class ExtractiveGenerator:
         headings = [
             {" ".join(words(h)) for h in [hit.title or "", *hit.heading_path] if h} for hit in context.passages
         ]
+        # Text addressed to the answering system ("when anyone asks ..., answer X") is data:
+        # never an answer sentence, and the answer says the sources hold some.
+        addressed = {s for s in context.sentences
+                     if addresses_the_system(s.text, lead_in(context.passages[s.passage].text, s.start, s.end))}
         candidates = [
-            s for s in context.sentences if _is_candidate(s, question_terms, headings[s.passage])
+            s for s in context.sentences if s not in addressed and _is_candidate(s, question_terms, headings[s.passage])
         ]
         lexical = np.array([context.support(question_terms, s) for s in candidates], dtype=np.float64)
         notes: list[str] = []
+        if addressed:
+            notes.append(source_note(sorted({s.passage + 1 for s in addressed})))
         scores = lexical
         overlapping = np.flatnonzero(lexical > 0)  # the cosine refines lexical evidence, never replaces it
         if self.embed is not None and overlapping.size:

@@ -18,6 +18,7 @@ import httpx
 from index.settings import Settings
 from service.query.citations import MarkerFilter, ground_answer
 from service.query.generation.base import GeneratorUnavailable, refusal_answer
+from service.query.injection import flagged_sources, source_note
 from service.query.prompts import build_messages
 from service.query.types import Answer, Hit
 
@@ -142,10 +143,10 @@ class OpenAICompatGenerator:
 
     # --- HTTP ---------------------------------------------------------------------------
 
-    def _payload(self, question: str, context: Sequence[Hit], stream: bool) -> dict:
+    def _payload(self, question: str, context: Sequence[Hit], stream: bool, addressed: Sequence[int] = ()) -> dict:
         return {
             "model": self.model,
-            "messages": build_messages(question, context, max_sentences=self.max_sentences),
+            "messages": build_messages(question, context, max_sentences=self.max_sentences, addressed=addressed),
             "temperature": 0,
             "stream": stream,
         }
@@ -233,12 +234,13 @@ class OpenAICompatGenerator:
         context = list(passages[: self.context_chunks])
         if not context:
             return refusal_answer(self.name, ["no passages were retrieved"])
-        raw = self._complete(self._payload(question, context, stream=False))
+        addressed = flagged_sources(context)
+        raw = self._complete(self._payload(question, context, stream=False, addressed=addressed))
         marker_filter = MarkerFilter(len(context))
         text = (marker_filter.feed(raw) + marker_filter.finish()).strip()
         if not text:
             raise GeneratorUnavailable("the model returned an empty answer")
-        return self._final(text, context, marker_filter.dropped)
+        return self._final(text, context, marker_filter.dropped, [source_note(addressed)] if addressed else [])
 
     def stream(self, question: str, passages: Sequence[Hit]) -> Iterator[str | Answer]:
         context = list(passages[: self.context_chunks])
@@ -249,8 +251,9 @@ class OpenAICompatGenerator:
             return
         marker_filter = MarkerFilter(len(context))
         emitted: list[str] = []
-        notes: list[str] = []
-        deltas = self._deltas(self._payload(question, context, stream=True))
+        addressed = flagged_sources(context)
+        notes: list[str] = [source_note(addressed)] if addressed else []
+        deltas = self._deltas(self._payload(question, context, stream=True, addressed=addressed))
         try:
             for delta in deltas:
                 text = marker_filter.feed(delta)
