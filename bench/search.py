@@ -28,9 +28,9 @@ def main() -> None:
         print(f"SciFact not found at {SCIFACT}; nothing to measure")
         return
 
-    from ingest.model_paths import force_offline
+    from ingest.runtime.offline import set_offline_environment
 
-    force_offline()
+    set_offline_environment()
     from index.settings import Settings
     from service.beir import load_corpus, read_jsonl
     from service.engine import Groundwork

@@ -24,9 +24,9 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     args = parser.parse_args()
 
-    from ingest.model_paths import force_offline
+    from ingest.runtime.offline import set_offline_environment
 
-    force_offline()
+    set_offline_environment()
     from index.settings import Settings
     from service.beir import SOURCE_SCHEME, read_jsonl, read_qrels
     from service.engine import Groundwork

@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from ingest.model_paths import force_offline
+    from ingest.runtime.offline import set_offline_environment
 
-    force_offline()
+    set_offline_environment()
     try:
         settings = _settings(args)
     except Exception as exc:

@@ -563,7 +563,7 @@ def test_errors_from_below_answer_with_their_family_status(fresh, monkeypatch):
     detail in the message; the database one says when to retry."""
     from index.errors import StorageUnavailable
     from index.vectors import IndexCorrupt
-    from ingest.model_paths import ModelNotAvailable
+    from ingest.runtime.resolve import ModelNotAvailable
 
     server = fresh()
     gw = server.groundwork
