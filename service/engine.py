@@ -274,10 +274,6 @@ class Groundwork:
         batch: list[tuple[int, str]] = []
         docs: set[int] = set()
         prefix_budget = self.settings.chunk_prefix_tokens
-        from sqlalchemy import select
-        from sqlmodel import Session
-
-        from index.models import Chunk, Document
 
         def flush() -> None:
             if not batch:
@@ -287,13 +283,8 @@ class Groundwork:
             batch.clear()
             docs.clear()
 
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text)
-                .join(Document, Document.id == Chunk.document_id).order_by(Chunk.id)
-            ).all()
-        for cid, doc_id, title, heading_path, context, text in rows:
-            batch.append((cid, embedding_text(title, heading_path or [], context, text, self.tokens, prefix_budget)))
+        for cid, doc_id, title, heading_path, context, text in self.store.chunks_to_embed():
+            batch.append((cid, embedding_text(title, heading_path, context, text, self.tokens, prefix_budget)))
             docs.add(doc_id)
             if len(batch) >= 512:
                 flush()

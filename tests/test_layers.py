@@ -63,3 +63,29 @@ def test_imports_point_one_way(importer, forbidden):
         for name in names if any(_within(name, f) for f in forbidden)
     )
     assert not wrong, wrong
+
+
+# --- the database has one home --------------------------------------------------------------------
+
+SQL_LIBRARIES = ("sqlalchemy", "sqlmodel")
+SQL_CALLS = {"Session", "select"}  # litestar has its own delete, so the imports catch the rest
+
+
+def _sql_use(path: Path) -> list[str]:
+    source = path.read_text(encoding="utf-8")
+    found = [f"Session( at line {n}" for n, line in enumerate(source.splitlines(), 1) if "Session(" in line]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [f"imports {a.name}" for a in node.names if a.name.split(".")[0] in SQL_LIBRARIES]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in SQL_LIBRARIES:
+            found.append(f"imports from {node.module}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in SQL_CALLS:
+            found.append(f"calls {node.func.id}() at line {node.lineno}")  # a bare select(...), not a method named select
+    return found
+
+
+def test_no_sql_in_service():
+    """SQL lives in index/ (Store and its data-access classes: JobStore, KeyStore,
+    IdempotencyStore); service/ only calls them."""
+    wrong = {str(p.relative_to(REPO)): use for p in sorted((REPO / "service").rglob("*.py")) if (use := _sql_use(p))}
+    assert not wrong, wrong
