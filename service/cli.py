@@ -182,17 +182,15 @@ def _app(settings, **kw):
 
 
 def cmd_ingest(args, settings) -> int:
-    from index.indexset import IndexWriteFailed
-
     gw = _app(settings)
     try:
         summary = gw.ingest(args.paths, collection=args.collection, groups=args.groups, sync=args.sync,
-                            progress=False if (args.no_progress or args.json) else None, follow_symlinks=args.follow_symlinks)
-        indexed_now = gw.indexes.lock.held
-        try:
-            gw.refresh_indexes()
-        except IndexWriteFailed as exc:  # the documents are committed; the indexes replay them later
-            print(f"groundwork: warning: the documents are stored but the indexes could not be updated ({exc}); "
+                            progress=False if (args.no_progress or args.json) else None, follow_symlinks=args.follow_symlinks,
+                            index_now=True)
+        indexed_now = gw.maintains_indexes
+        behind = gw.storage_health()["indexes"]["problems"] if indexed_now else []
+        if behind:  # the documents are committed; the indexes replay them later
+            print(f"groundwork: warning: the documents are stored but the indexes could not be updated ({'; '.join(behind)}); "
                   "they catch up at the next run or by the running service", file=sys.stderr)
         out = summary.to_json()
         if args.json:

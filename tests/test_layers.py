@@ -41,9 +41,10 @@ RULES = [
     ("index", ["ingest", "service"]),
     ("ingest", ["service"]),
     ("service.query", ["service.http", "service.engine", "service.cli", "service.server", "service.reindexer", "service.jobs",
-                       "service.auth"]),
+                       "service.auth", "service.follower"]),
     ("service.engine", ["service.http", "service.cli", "service.server"]),
     ("service.reindexer", ["service.http", "service.engine", "service.cli", "service.server"]),
+    ("service.follower", ["service.http", "service.engine", "service.cli", "service.server"]),
     ("service.jobs", ["service.http", "service.engine", "service.cli", "service.server"]),
     ("service.auth", ["service.http", "service.engine", "service.cli", "service.server"]),
     ("service.http", ["service.cli", "service.server"]),
@@ -89,3 +90,20 @@ def test_no_sql_in_service():
     IdempotencyStore); service/ only calls them."""
     wrong = {str(p.relative_to(REPO)): use for p in sorted((REPO / "service").rglob("*.py")) if (use := _sql_use(p))}
     assert not wrong, wrong
+
+
+# --- the engine owns index catch-up ---------------------------------------------------------------
+
+
+def test_only_the_engine_starts_index_catch_up():
+    """``IndexSet.catch_up`` is called by the engine's ``refresh_indexes`` alone, and that by
+    the engine and the follower it owns; the front doors (cli, server, http, beir) ask the
+    engine for an ingest, a follower or a fixed corpus instead."""
+    callers: dict[str, set[str]] = {"catch_up": set(), "refresh_indexes": set()}
+    for package in (*PACKAGES, "bench"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in callers:
+                    callers[node.func.attr].add(str(path.relative_to(REPO)))
+    assert callers["catch_up"] == {"index/indexset.py", "service/engine.py"}
+    assert callers["refresh_indexes"] == {"service/engine.py", "service/follower.py"}
