@@ -6,7 +6,7 @@ Exit codes (stable, scripts rely on them):
      with --strict; `documents show/delete`: no such document)
   2  bad usage (unknown flag, bad value)
   3  the job itself could not run (database unreachable or failing its integrity check, model
-     not available offline, ...)
+     not available offline, another installed package shadowing index, ingest or service, ...)
   141  its output was closed early (`groundwork stats | head`), as for any tool ended by SIGPIPE
 
 Errors map to exit codes in one place, ``exit_code_for``: a ``GroundworkError`` by its family,
@@ -23,7 +23,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from index.errors import InputRejected
+from service.own_packages import ForeignPackage, check_own_packages
+
+# Nothing from index or ingest is imported at module level: main() first checks that they are ours.
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a tool ended by it
@@ -127,6 +129,11 @@ def _print_json(obj) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        check_own_packages()
+    except ForeignPackage as exc:
+        print(f"groundwork: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -170,6 +177,8 @@ def exit_code_for(exc: Exception) -> int:
     """Bad input (``InputRejected``) is bad usage: 2. Every other ``GroundworkError`` (a model
     not available offline, a broken index, an unreachable database) and any bug mean the job
     could not run: 3."""
+    from index.errors import InputRejected
+
     if isinstance(exc, InputRejected):
         return EXIT_USAGE
     return EXIT_FAILED

@@ -123,7 +123,9 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
 
     from service.http.app import create_app
     from service.http.logging_setup import configure_logging
+    from service.own_packages import check_own_packages
 
+    check_own_packages()
     reason = unsafe_binding(settings)
     if reason is not None:
         print(f"groundwork: {reason}", file=sys.stderr)
