@@ -58,6 +58,7 @@ _PROBE_TEXTS = (
 )
 _MIN_PROBE_COSINE = {"none": 0.9999, "int8": 0.9}  # int8 only has to be recognisably the same model
 
+
 class BackendUnavailable(ModelUnavailable, RuntimeError):
     """The requested backend needs packages that are not installed."""
 
