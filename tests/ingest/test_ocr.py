@@ -494,7 +494,7 @@ def test_ocr_options_reach_the_workers(tmp_path: Path) -> None:
 @requires_engine
 def test_scans_are_ingested_and_searchable(tmp_path: Path, settings, hash_embedder) -> None:
     from service.engine import Groundwork
-    from service.query_types import Principal
+    from service.query.types import Principal, Query
 
     folder = tmp_path / "archive"
     folder.mkdir()
@@ -510,7 +510,7 @@ def test_scans_are_ingested_and_searchable(tmp_path: Path, settings, hash_embedd
         assert outcomes["blank.jpg"]["reason"] == "no_extractable_text"
         everyone = Principal("t", all_access=True)
         for query, expected in (("pumping station", "notice.png"), ("riverside warehouse", "lease.pdf")):
-            hits = gw.search(query, k=3, mode="keyword", principal=everyone).hits
+            hits = gw.pipeline.search(Query(query, everyone, k=3, mode="keyword")).hits
             assert hits and Path(hits[0].source).name == expected, query
             assert hits[0].pages == [1]
         document = gw.store.find_document("default", str((folder / "lease.pdf").resolve()))
