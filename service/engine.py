@@ -328,8 +328,8 @@ class Groundwork:
             batch.clear()
             docs.clear()
 
-        for cid, doc_id, title, heading_path, context, text in self.store.chunks_to_embed():
-            batch.append((cid, embedding_text(title, heading_path, context, text, self.tokens, prefix_budget)))
+        for cid, doc_id, title, heading_path, context, text, document_context in self.store.chunks_to_embed():
+            batch.append((cid, embedding_text(title, heading_path, context, text, self.tokens, prefix_budget, document_context)))
             docs.add(doc_id)
             if len(batch) >= 512:
                 flush()
