@@ -90,9 +90,13 @@ class DocumentIndex:
     def __len__(self) -> int:
         return len(self.document_ids)
 
-    def scores(self, query: str, *, floor: float = 0.0, allowed: np.ndarray | None = None) -> dict[int, float]:
+    def scores(self, query: str, *, floor: float = 0.0, allowed: np.ndarray | None = None,
+               max_documents: int = 0) -> dict[int, float]:
         """Document id -> score in (0, 1]: BM25 divided by the best document's, keeping those
-        at or above ``floor`` of the best. Empty when no document's description matches.
+        at or above ``floor`` of the best. Empty when no document's description matches, or
+        when more than ``max_documents`` (if set) pass the floor: a name picks out a few
+        documents; words that match many descriptions name none of them (a claim whose words
+        recur in paper titles, a bare year), and boosting them all is noise.
 
         ``allowed`` (sorted document ids) limits scoring to those documents, so that the
         normalisation depends on nothing the caller may not see.
@@ -119,4 +123,6 @@ class DocumentIndex:
         if best <= 0:
             return {}
         keep = np.flatnonzero(total >= max(floor, 1e-9) * best)
+        if max_documents and len(keep) > max_documents:
+            return {}
         return {int(self.document_ids[i]): float(total[i] / best) for i in keep}

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
 
     # --- chunking ------------------------------------------------------------------------
     chunk_max_tokens: int = Field(0, ge=0, description="Token budget per chunk; 0 means the embedding model's max sequence length minus room for the context prefix.")
+    chunk_min_tokens: int = Field(0, ge=0, description="A section shorter than this does not end its chunk at the next heading: following sections join it while they fit, under the headings they share (ingest/chunking.py). 0 keeps every section in chunks of its own.")
     chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens repeated between consecutive pieces of one long element.")
     chunk_prefix_tokens: int = Field(48, ge=0, description="Tokens reserved for the prefix embedded with each chunk: document context line › heading path, then the chunk's own context (a split table's header row).")
     document_context_chars: int = Field(160, ge=0, description="Longest context line derived for a document (registrant or title, form, period or date, version, ticker, file name; ingest/doc_context.py), about 35 tokens, so that the heading path still fits chunk_prefix_tokens. 0 turns document contexts off (the title alone names the document).")
@@ -95,6 +96,7 @@ class Settings(BaseSettings):
     fusion_keyword_weight: float = Field(1.0, ge=0)
     document_boost_weight: float = Field(0.0, ge=0, description="Hybrid search: how much a question naming a document (its title, context line or file name; in-memory BM25 over those, normalised to the best visible document) adds to each of that document's chunks, on the scale of weighted fusion (0-2). 0 turns it off.")
     document_boost_floor: float = Field(0.0, ge=0, le=1, description="Only documents scoring at least this share of the best-named document are boosted.")
+    document_boost_max_documents: int = Field(8, ge=0, description="The document boost applies only when at most this many documents pass document_boost_floor: a question naming a company, product or period picks out a few documents; words matching many descriptions name none (0: no limit).")
     boilerplate_min_documents: int = Field(0, ge=0, description="Hybrid search: a chunk whose normalised text occurs in at least this many documents is boilerplate and loses boilerplate_penalty. 0 or 1 turns it off.")
     boilerplate_penalty: float = Field(0.0, ge=0, description="What a boilerplate chunk loses, on the scale of weighted fusion (0-2).")
     max_hits_per_document: int = Field(0, ge=0, description="Spread results over documents: one document takes at most this many places until every other document's results are placed (nothing is dropped). 0 leaves the ranking alone.")

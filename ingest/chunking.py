@@ -88,13 +88,17 @@ class _Piece:
 
 
 def chunk_document(
-    doc: ParsedDocument, tokens: TokenCounter, *, max_tokens: int, overlap_tokens: int = 0
+    doc: ParsedDocument, tokens: TokenCounter, *, max_tokens: int, overlap_tokens: int = 0, min_tokens: int = 0
 ) -> list[ChunkSpan]:
     """Cut ``doc`` into chunks of at most ``max_tokens`` tokens each.
 
     ``overlap_tokens`` is repeated between consecutive pieces of one over-long element (never
     across elements); it is clamped below ``max_tokens / 2`` so that every piece advances.
     Headings that are blank are ignored; the title starts a section but is not in any path.
+    A section shorter than ``min_tokens`` does not end its chunk at the next heading: the next
+    section joins it while both fit, and the chunk keeps the headings they share. Filings and
+    slide decks are full of two-line sections; alone, each is a passage too small to hold the
+    figures a question needs, and one that matches a question on its location prefix alone.
     """
     if max_tokens < 1:
         raise ValueError("max_tokens must be at least 1")
@@ -110,8 +114,12 @@ def chunk_document(
     for k, unit in enumerate(units):
         is_heading = unit.kind in _HEADINGS
         if is_heading:
-            builder.close()
-            builder.path = _enter_heading(open_headings, unit, text)
+            path = _enter_heading(open_headings, unit, text)
+            if builder.open is not None and builder.open.tokens < min_tokens:
+                builder.open.path = _shared_prefix(builder.open.path, path)
+            else:
+                builder.close()
+            builder.path = path
         join_tokens, join_clean = (sizes.gap_tokens[k - 1], sizes.gap_clean[k - 1]) if k else (0, True)
         if sizes.unit_tokens[k] <= max_tokens:
             builder.add_whole(unit, sizes.unit_tokens[k], join_tokens, join_clean, is_heading)
@@ -125,6 +133,13 @@ def chunk_document(
             builder.add_prose(unit, starts, ends, join_tokens, join_clean, is_heading)
     builder.close()
     return _finalize(text, units, builder.drafts, tokens, max_tokens)
+
+
+def _shared_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    shared = 0
+    while shared < min(len(a), len(b)) and a[shared] == b[shared]:
+        shared += 1
+    return a[:shared]
 
 
 @dataclass(frozen=True, slots=True)

@@ -337,7 +337,8 @@ class IngestRunner:
                 # The bytes parsed are what the document records (the file may have changed since it was hashed).
                 digest, size = outcome.sha256 or digest, outcome.size_bytes if outcome.size_bytes is not None else size
                 try:
-                    spans = chunk_document(outcome, self.tokens, max_tokens=self.max_tokens, overlap_tokens=self.settings.chunk_overlap_tokens)
+                    spans = chunk_document(outcome, self.tokens, max_tokens=self.max_tokens, overlap_tokens=self.settings.chunk_overlap_tokens,
+                                           min_tokens=self.settings.chunk_min_tokens)
                 except Exception as exc:  # a chunker bug must not take the job down
                     log.exception("chunking failed for %s", source)
                     self._fail(summary, collection, source, digest, size, ParseFailure(FailureReason.corrupt, f"chunking failed: {type(exc).__name__}: {exc}"), groups, metadata, bar)

@@ -88,7 +88,8 @@ def load_corpus(gw, corpus_path: Path, collection: str, *, batch_docs: int = 256
         if source in existing:
             continue
         doc = parsed_entry(entry.get("title") or "", entry.get("text") or "")
-        spans = chunk_document(doc, tokens, max_tokens=budget, overlap_tokens=gw.settings.chunk_overlap_tokens)
+        spans = chunk_document(doc, tokens, max_tokens=budget, overlap_tokens=gw.settings.chunk_overlap_tokens,
+                               min_tokens=gw.settings.chunk_min_tokens)
         if spans:
             pending.append((source, doc, spans))
         if len(pending) >= batch_docs:

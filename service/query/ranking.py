@@ -36,6 +36,7 @@ class DocumentAwareness:
     document_floor: float = 0.0
     boilerplate_min_documents: int = 0
     boilerplate_penalty: float = 0.0
+    document_max_named: int = 0
 
     @property
     def active(self) -> bool:

@@ -41,6 +41,15 @@ def test_floor_keeps_only_documents_close_to_the_best():
     assert list(found) == [3]
 
 
+def test_words_matching_more_documents_than_allowed_name_none_of_them():
+    index = DocumentIndex(DESCRIPTIONS)
+    assert set(index.scores("Zenith Stores", max_documents=2)) == {2, 3}
+    # "2023" matches two descriptions about equally: with at most one named, neither is.
+    assert set(index.scores("2023", floor=0.5)) == {1, 2}
+    assert index.scores("2023", floor=0.5, max_documents=1) == {}
+    assert index.scores("Zenith FY2022", floor=0.9, max_documents=1) == {3: 1.0}
+
+
 def test_fingerprint_ignores_case_spacing_and_punctuation_only():
     a = text_fingerprint("Follow us on Twitter, LinkedIn   and Instagram!")
     assert a == text_fingerprint("follow us on twitter linkedin and instagram")

@@ -77,7 +77,7 @@ def expected_path(doc: ParsedDocument, position: int) -> tuple[str, ...]:
     return tuple(title for _, title in stack)
 
 
-def check_invariants(doc: ParsedDocument, chunks: list[ChunkSpan], counter: TokenCounter, max_tokens: int) -> None:
+def check_invariants(doc: ParsedDocument, chunks: list[ChunkSpan], counter: TokenCounter, max_tokens: int, min_tokens: int = 0) -> None:
     text = doc.text
     spans = [(element, trimmed(text, element.start, element.end)) for element in doc.elements]
     spans = [(element, span) for element, span in spans if span is not None]
@@ -109,13 +109,18 @@ def check_invariants(doc: ParsedDocument, chunks: list[ChunkSpan], counter: Toke
 
     # (4) no chunk reaches into a following section
     heading_starts = sorted(s for element, (s, _) in spans if element.kind in HEADINGS)
+    # unless the section before the heading is shorter than min_tokens: then the chunk keeps
+    # the headings its sections share
     for chunk in chunks:
-        inside = heading_starts[bisect_right(heading_starts, chunk.start) :]
-        assert not inside or inside[0] >= chunk.end, "chunk crosses a heading"
+        inside = [h for h in heading_starts[bisect_right(heading_starts, chunk.start) :] if h < chunk.end]
+        path = expected_path(doc, chunk.start)
+        for heading in inside:
+            assert counter.count(text[chunk.start : heading]) < min_tokens, "chunk crosses a heading"
+            shared = expected_path(doc, heading)
+            path = path[: next((i for i, (a, b) in enumerate(zip(path, shared)) if a != b), min(len(path), len(shared)))]
 
-    # (5) headings in effect; plus pages, kind and context
-    for chunk in chunks:
-        assert chunk.heading_path == expected_path(doc, chunk.start)
+        # (5) headings in effect; plus pages, kind and context
+        assert chunk.heading_path == path
         touched = [(el, s, e) for el, (s, e) in spans if s < chunk.end and chunk.start < e]
         assert chunk.pages == tuple(sorted({el.page for el, _, _ in touched if el.page is not None}))
         assert chunk.kind == ("table" if any(el.kind is ElementKind.table for el, _, _ in touched) else "text")
@@ -186,6 +191,15 @@ def test_guarantees_hold_on_generated_documents(doc: ParsedDocument, budget: tup
     check_invariants(doc, chunks, REGEX, max_tokens)
 
 
+@settings(PROPERTY_SETTINGS, max_examples=150)
+@given(doc=documents, budget=budgets(), share=st.floats(0.05, 1.0))
+def test_guarantees_hold_when_small_sections_join(doc: ParsedDocument, budget: tuple[int, int], share: float):
+    max_tokens, overlap = budget
+    min_tokens = max(1, int(share * max_tokens))
+    chunks = chunk_document(doc, REGEX, max_tokens=max_tokens, overlap_tokens=overlap, min_tokens=min_tokens)
+    check_invariants(doc, chunks, REGEX, max_tokens, min_tokens)
+
+
 @settings(PROPERTY_SETTINGS, max_examples=100)
 @given(doc=documents, budget=budgets())
 def test_guarantees_hold_when_sums_undercount(doc: ParsedDocument, budget: tuple[int, int]):
@@ -231,6 +245,30 @@ def test_markdown_sections_follow_headings():
         (("Usage",), "Usage\n\nStart the service and open the dashboard."),
     ]
     assert all(c.kind == "text" and c.context == "" and c.pages == (1,) for c in chunks)
+
+
+def test_small_sections_join_under_the_headings_they_share():
+    doc = simple_doc(
+        (ElementKind.title, 0, "Quarterly report"),
+        (ElementKind.heading, 1, "Results"),
+        (ElementKind.heading, 2, "Revenue"),
+        (ElementKind.text, 0, "Revenue was 5,000."),
+        (ElementKind.heading, 2, "Margins"),
+        (ElementKind.text, 0, "Gross margin was 41 percent."),
+        (ElementKind.heading, 1, "Outlook"),
+        (ElementKind.text, 0, " ".join(["We expect steady demand."] * 12)),
+        (ElementKind.heading, 1, "Risks"),
+        (ElementKind.text, 0, "Supply may tighten."),
+    )
+    chunks = chunk_document(doc, REGEX, max_tokens=64, min_tokens=32)
+    check_invariants(doc, chunks, REGEX, 64, 32)
+    texts = chunk_texts(doc, chunks)
+    assert texts[0].startswith("Quarterly report\n\nResults\n\nRevenue") and "Gross margin was 41 percent." in texts[0]
+    assert chunks[0].heading_path == ()
+    # A section that reaches min_tokens ends its chunk at the next heading, as before.
+    assert any(c.heading_path == ("Risks",) and t.startswith("Risks") for c, t in zip(chunks, texts))
+    # Off (the default), every section stays in chunks of its own.
+    assert [c.heading_path for c in chunk_document(doc, REGEX, max_tokens=64)][:3] == [(), ("Results",), ("Results", "Revenue")]
 
 
 def test_table_that_fits_stays_whole_in_a_chunk_of_its_own():
