@@ -1,7 +1,7 @@
 # CPU image running the Groundwork API. Build: docker build -t groundwork .
 # Run:  docker run -p 8000:8000 -v gw-data:/data -e GROUNDWORK_AUTH=required groundwork
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     GROUNDWORK_DATA_DIR=/data GROUNDWORK_HOST=0.0.0.0 GROUNDWORK_PORT=8000
 # libmagic1: file type names; tesseract-ocr-eng/-osd: OCR models (tesserocr's wheel brings the library).
 RUN apt-get update && apt-get install -y --no-install-recommends libmagic1 tesseract-ocr-eng tesseract-ocr-osd \

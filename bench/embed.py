@@ -127,7 +127,7 @@ def ndcg_at_10(doc_vectors: np.ndarray, query_vectors: np.ndarray, relevant: lis
 
 def make_variant(name: str, args: argparse.Namespace) -> tuple[Callable[[list[str]], np.ndarray], Callable[[list[str]], np.ndarray]] | str:
     """(embed documents, embed queries) for a variant, or a string saying why it is skipped."""
-    from ingest.model_paths import resolve_model
+    from ingest.runtime.resolve import resolve_model
 
     if name == "baseline":
         from sentence_transformers import SentenceTransformer
@@ -188,9 +188,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    from ingest.model_paths import force_offline
+    from ingest.runtime.offline import set_offline_environment
 
-    force_offline()
+    set_offline_environment()
     import torch
 
     workload = scifact_workload(args.docs, args.queries) or synthetic_workload(args.docs)

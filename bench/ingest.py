@@ -48,9 +48,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from index.settings import Settings
-    from ingest.model_paths import force_offline
+    from ingest.runtime.offline import set_offline_environment
 
-    force_offline()
+    set_offline_environment()
     from service.engine import Groundwork
 
     work = Path(tempfile.mkdtemp(prefix="gw-bench-ingest-"))
@@ -62,7 +62,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from ingest.model_paths import resolve_model
+    from ingest.runtime.resolve import resolve_model
 
     plain = SentenceTransformer(str(resolve_model(settings.embedding_model)), device="cpu")
 

@@ -20,12 +20,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import REPO, SHARED_DATA, machine, median, table  # noqa: E402
+from ingest.runtime.offline import OFFLINE_ENVIRONMENT  # noqa: E402
 
 DEFAULT_FILES = ["AMCOR_2023Q2_10Q", "BESTBUY_2024Q2_10Q", "MGMRESORTS_2022Q4_EARNINGS", "JOHNSON_JOHNSON_2022Q4_EARNINGS"]
 _CHILD = """
 import json, sys, time
 from pathlib import Path
-from ingest.offline import ensure_offline_nlp
+try:
+    from ingest.runtime.spacy_model import ensure_offline_nlp
+except ImportError:  # a baseline checkout from before ingest/runtime
+    from ingest.offline import ensure_offline_nlp
 ensure_offline_nlp(preload=True)
 from ingest.parsing import parse_file
 path = Path(sys.argv[1])
@@ -36,7 +40,7 @@ print(json.dumps({"cpu": time.process_time() - started, "pages": document.metada
 
 
 def parse_once(root: Path, pdf: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(root), **OFFLINE_ENVIRONMENT}
     done = subprocess.run([sys.executable, "-c", _CHILD, str(pdf)], cwd=root, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

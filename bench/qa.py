@@ -40,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import REPO, SHARED_DATA, machine, table  # noqa: E402
+from ingest.runtime.offline import OFFLINE_ENVIRONMENT  # noqa: E402
 
 FINANCEBENCH = SHARED_DATA / "financebench"
 QUESTIONS_FILE = "financebench_open_source.subset_with_pdfs.jsonl"
@@ -202,8 +203,7 @@ class Product:
             "GROUNDWORK_DATA_DIR": str(data_dir),
             "GROUNDWORK_RATE_LIMIT_PER_MINUTE": "0",
             "GROUNDWORK_PARSE_TIMEOUT_S": str(parse_timeout_s),
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
+            **OFFLINE_ENVIRONMENT,
         }
 
     def cli(self, *args: str, **kw) -> subprocess.CompletedProcess:

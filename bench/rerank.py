@@ -77,9 +77,9 @@ def main() -> None:
                         help="cpu, or cuda: then predict in fp32 on the GPU is the baseline against our fp16 reranker")
     args = parser.parse_args()
 
-    from ingest.model_paths import force_offline
+    from ingest.runtime.offline import set_offline_environment
 
-    force_offline()
+    set_offline_environment()
     from service.query.rerank.cross_encoder import CrossEncoderReranker
     from service.query.rerank.cross_encoder_openvino import OpenVinoCrossEncoderReranker
 
@@ -92,9 +92,9 @@ def main() -> None:
 
     started = time.perf_counter()
     if args.device.startswith("cuda"):
-        from service.query.rerank.cross_encoder import load_cross_encoder
+        from ingest.runtime.load import load_cross_encoder
 
-        fp32 = load_cross_encoder(str(model_dir), model_dir, args.device).float()
+        fp32 = load_cross_encoder(Path(model_dir), args.device, half_on_gpu=False)
         rerankers = {"torch": CrossEncoderReranker(fp32, name="predict fp32", batch_size=args.batch_size),
                      "torch-fp16": CrossEncoderReranker.load(str(model_dir), device=args.device, batch_size=args.batch_size)}
         print(f"loaded on {args.device} in {time.perf_counter() - started:.1f}s")

@@ -28,9 +28,9 @@ def main() -> None:
         print(f"SciFact not found at {SCIFACT}; nothing to measure")
         return
 
-    from ingest.model_paths import force_offline
+    from ingest.runtime.offline import set_offline_environment
 
-    force_offline()
+    set_offline_environment()
     from index.settings import Settings
     from service.beir import load_corpus, read_jsonl
     from service.engine import Groundwork
@@ -42,34 +42,33 @@ def main() -> None:
     t0 = time.perf_counter()
     size = load_corpus(gw, SCIFACT / "corpus.jsonl", collection)
     load_s = time.perf_counter() - t0
-    gw.refresh_indexes()
-    gw.auto_refresh = False  # nothing changes during the run: searches need not follow the change log
-    queries = [q["text"] for q in read_jsonl(SCIFACT / "queries.jsonl")][: args.queries]
-    principal = Principal("bench", all_access=True)
-    filters = SearchFilters(collections=(collection,))
+    with gw.fixed_corpus():  # nothing changes during the run: searches need not follow the change log
+        queries = [q["text"] for q in read_jsonl(SCIFACT / "queries.jsonl")][: args.queries]
+        principal = Principal("bench", all_access=True)
+        filters = SearchFilters(collections=(collection,))
 
-    for q in queries[:10]:  # warm up
-        gw.pipeline.search(Query(q, principal, k=10, filters=filters))
+        for q in queries[:10]:  # warm up
+            gw.pipeline.search(Query(q, principal, k=10, filters=filters))
 
-    embed_ms = []
-    for q in queries:
-        t = time.perf_counter()
-        gw.embedder.embed_queries([q])
-        embed_ms.append((time.perf_counter() - t) * 1000)
-
-    rows = [["query embedding alone [baseline]", f"{median(embed_ms):.2f}", f"{percentile(embed_ms, 0.95):.2f}", "1.00"]]
-    for mode in ("keyword", "dense", "hybrid"):
-        lat = []
+        embed_ms = []
         for q in queries:
             t = time.perf_counter()
-            gw.pipeline.search(Query(q, principal, k=10, mode=mode, filters=filters))
-            lat.append((time.perf_counter() - t) * 1000)
-        rows.append([f"search {mode} (k=10)", f"{median(lat):.2f}", f"{percentile(lat, 0.95):.2f}", f"{median(lat) / median(embed_ms):.2f}"])
-    print(f"machine: {machine()}")
-    print(f"corpus: SciFact train, {size} abstracts, {gw.indexes.vectors.live_count} chunks "
-          f"(vector index: {gw.indexes.vectors.kind}; load {load_s:.0f}s); {len(queries)} queries, single-threaded, in-process")
-    print(table(rows, ["what", "p50 ms", "p95 ms", "p50 / embedding"]))
-    gw.close()
+            gw.embedder.embed_queries([q])
+            embed_ms.append((time.perf_counter() - t) * 1000)
+
+        rows = [["query embedding alone [baseline]", f"{median(embed_ms):.2f}", f"{percentile(embed_ms, 0.95):.2f}", "1.00"]]
+        for mode in ("keyword", "dense", "hybrid"):
+            lat = []
+            for q in queries:
+                t = time.perf_counter()
+                gw.pipeline.search(Query(q, principal, k=10, mode=mode, filters=filters))
+                lat.append((time.perf_counter() - t) * 1000)
+            rows.append([f"search {mode} (k=10)", f"{median(lat):.2f}", f"{percentile(lat, 0.95):.2f}", f"{median(lat) / median(embed_ms):.2f}"])
+        print(f"machine: {machine()}")
+        print(f"corpus: SciFact train, {size} abstracts, {gw.indexes.vectors.live_count} chunks "
+              f"(vector index: {gw.indexes.vectors.kind}; load {load_s:.0f}s); {len(queries)} queries, single-threaded, in-process")
+        print(table(rows, ["what", "p50 ms", "p95 ms", "p50 / embedding"]))
+        gw.close()
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ def main() -> None:
     parser.add_argument("--variants", default="", help="';'-separated: default, or a JSON object of settings overrides")
     args = parser.parse_args()
 
-    from ingest.model_paths import force_offline
+    from ingest.runtime.offline import set_offline_environment
 
-    force_offline()
+    set_offline_environment()
     from index.settings import Settings
     from service.beir import SOURCE_SCHEME, read_jsonl, read_qrels
     from service.engine import Groundwork
@@ -39,59 +39,58 @@ def main() -> None:
     from service.query.types import Principal, Query, SearchFilters
 
     gw = Groundwork(Settings(data_dir=args.data_dir, reranker_enabled=False))
-    gw.refresh_indexes()
-    gw.auto_refresh = False  # nothing changes while tuning: queries need not follow the change log
-    collection = f"beir-{args.beir.name}"
-    qrels = read_qrels(args.beir / "qrels" / f"{args.split}.tsv")
-    queries = {q["_id"]: q["text"] for q in read_jsonl(args.beir / "queries.jsonl") if q["_id"] in qrels}
-    qids = sorted(queries)
-    vectors = gw.embedder.embed_queries([queries[q] for q in qids])
-    prefix = f"{SOURCE_SCHEME}{collection}/"
-    principal, filters = Principal("tune", all_access=True), SearchFilters(collections=(collection,))
+    with gw.fixed_corpus():  # nothing changes while tuning: queries need not follow the change log
+        collection = f"beir-{args.beir.name}"
+        qrels = read_qrels(args.beir / "qrels" / f"{args.split}.tsv")
+        queries = {q["_id"]: q["text"] for q in read_jsonl(args.beir / "queries.jsonl") if q["_id"] in qrels}
+        qids = sorted(queries)
+        vectors = gw.embedder.embed_queries([queries[q] for q in qids])
+        prefix = f"{SOURCE_SCHEME}{collection}/"
+        principal, filters = Principal("tune", all_access=True), SearchFilters(collections=(collection,))
 
-    if args.variants:
+        if args.variants:
+            rows = []
+            for variant in [v.strip() for v in args.variants.split(";") if v.strip()]:
+                overrides = json.loads(variant) if variant != "default" else {}
+                saved = {key: getattr(gw.settings, key) for key in overrides}
+                for key, value in overrides.items():
+                    setattr(gw.settings, key, value)
+                started = time.perf_counter()
+                runs = {}
+                for i, qid in enumerate(qids):
+                    out = gw.pipeline.search(Query(queries[qid], principal, k=100, mode="hybrid", filters=filters, collapse=True),
+                                             vector=vectors[i])
+                    runs[qid] = [h.source[len(prefix):] for h in out.hits]
+                for key, value in saved.items():
+                    setattr(gw.settings, key, value)
+                m = evaluate(runs, {q: qrels[q] for q in qids})
+                rows.append([variant, m["ndcg@10"], m["recall@100"], m["mrr@10"], f"{len(qids) / (time.perf_counter() - started):.1f}"])
+                print(rows[-1], flush=True)
+            print(table(rows, ["variant", "nDCG@10", "R@100", "MRR@10", "q/s"]))
+            return
+
+        configs = [
+            ("rrf", 60, 1.0, 1.0, 100), ("rrf", 20, 1.0, 1.0, 100), ("rrf", 100, 1.0, 1.0, 100),
+            ("rrf", 60, 1.0, 1.5, 100), ("rrf", 60, 1.5, 1.0, 100), ("rrf", 60, 1.0, 1.0, 200),
+            ("weighted", 60, 0.5, 0.5, 100), ("weighted", 60, 0.6, 0.4, 100), ("weighted", 60, 0.4, 0.6, 100),
+            ("weighted", 60, 0.5, 0.5, 200), ("weighted", 60, 0.3, 0.7, 100),
+        ]
         rows = []
-        for variant in [v.strip() for v in args.variants.split(";") if v.strip()]:
-            overrides = json.loads(variant) if variant != "default" else {}
-            saved = {key: getattr(gw.settings, key) for key in overrides}
-            for key, value in overrides.items():
-                setattr(gw.settings, key, value)
+        for fusion, rrf_k, w_dense, w_kw, depth in configs:
+            s = gw.settings
+            s.fusion, s.rrf_k, s.fusion_dense_weight, s.fusion_keyword_weight = fusion, rrf_k, w_dense, w_kw
+            s.dense_candidates = s.keyword_candidates = depth
             started = time.perf_counter()
             runs = {}
             for i, qid in enumerate(qids):
                 out = gw.pipeline.search(Query(queries[qid], principal, k=100, mode="hybrid", filters=filters, collapse=True),
                                          vector=vectors[i])
                 runs[qid] = [h.source[len(prefix):] for h in out.hits]
-            for key, value in saved.items():
-                setattr(gw.settings, key, value)
             m = evaluate(runs, {q: qrels[q] for q in qids})
-            rows.append([variant, m["ndcg@10"], m["recall@100"], m["mrr@10"], f"{len(qids) / (time.perf_counter() - started):.1f}"])
+            rows.append([fusion, rrf_k if fusion == "rrf" else "-", w_dense, w_kw, depth, m["ndcg@10"], m["recall@100"], m["mrr@10"],
+                         f"{len(qids) / (time.perf_counter() - started):.1f}"])
             print(rows[-1], flush=True)
-        print(table(rows, ["variant", "nDCG@10", "R@100", "MRR@10", "q/s"]))
-        return
-
-    configs = [
-        ("rrf", 60, 1.0, 1.0, 100), ("rrf", 20, 1.0, 1.0, 100), ("rrf", 100, 1.0, 1.0, 100),
-        ("rrf", 60, 1.0, 1.5, 100), ("rrf", 60, 1.5, 1.0, 100), ("rrf", 60, 1.0, 1.0, 200),
-        ("weighted", 60, 0.5, 0.5, 100), ("weighted", 60, 0.6, 0.4, 100), ("weighted", 60, 0.4, 0.6, 100),
-        ("weighted", 60, 0.5, 0.5, 200), ("weighted", 60, 0.3, 0.7, 100),
-    ]
-    rows = []
-    for fusion, rrf_k, w_dense, w_kw, depth in configs:
-        s = gw.settings
-        s.fusion, s.rrf_k, s.fusion_dense_weight, s.fusion_keyword_weight = fusion, rrf_k, w_dense, w_kw
-        s.dense_candidates = s.keyword_candidates = depth
-        started = time.perf_counter()
-        runs = {}
-        for i, qid in enumerate(qids):
-            out = gw.pipeline.search(Query(queries[qid], principal, k=100, mode="hybrid", filters=filters, collapse=True),
-                                     vector=vectors[i])
-            runs[qid] = [h.source[len(prefix):] for h in out.hits]
-        m = evaluate(runs, {q: qrels[q] for q in qids})
-        rows.append([fusion, rrf_k if fusion == "rrf" else "-", w_dense, w_kw, depth, m["ndcg@10"], m["recall@100"], m["mrr@10"],
-                     f"{len(qids) / (time.perf_counter() - started):.1f}"])
-        print(rows[-1], flush=True)
-    print(table(rows, ["fusion", "rrf_k", "w_dense", "w_keyword", "depth", "nDCG@10", "R@100", "MRR@10", "q/s"]))
+        print(table(rows, ["fusion", "rrf_k", "w_dense", "w_keyword", "depth", "nDCG@10", "R@100", "MRR@10", "q/s"]))
 
 
 if __name__ == "__main__":

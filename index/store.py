@@ -19,6 +19,9 @@ from sqlmodel import Session
 
 from index.boilerplate import text_fingerprint
 from index.db import IntegrityMonitor
+from index.idempotency_store import IdempotencyStore
+from index.job_store import JobStore
+from index.key_store import KeyStore
 from index.models import (
     ChangeLog,
     ChangeOp,
@@ -120,9 +123,15 @@ def keyword_text(title: str | None, heading_path: Sequence[str], context: str, t
 
 
 class Store:
+    """Documents, chunks, collections and the change log; the other tables each have their own
+    small data-access class, reached from here so that whoever holds the store holds them all."""
+
     def __init__(self, engine: Engine):
         self.engine = engine
         self.integrity = IntegrityMonitor(engine)
+        self.jobs = JobStore(engine)
+        self.keys = KeyStore(engine)
+        self.idempotency = IdempotencyStore(engine)
 
     # --- collections ----------------------------------------------------------------------
     def collection_id(self, name: str, *, create: bool = True) -> int | None:
@@ -331,6 +340,11 @@ class Store:
                     break
             return out
 
+    def sources_with_sha256(self, sha256: str) -> list[str]:
+        """The sources of every document whose file has this digest (any collection)."""
+        with Session(self.engine) as session:
+            return list(session.execute(select(Document.source).where(Document.sha256 == sha256)).scalars().all())
+
     def document_attributes(self) -> list[tuple]:
         """(id, collection_id, groups, source, mime_type, created_at, updated_at, metadata, status, title, context) for
         every document: what the retrieval filter cache holds in memory."""
@@ -414,6 +428,16 @@ class Store:
                 ).all()
                 out.extend((r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5], r[7]), r[6]) for r in rows)
         return out
+
+    def chunks_to_embed(self) -> list[tuple[int, int, str | None, list[str], str, str, str | None]]:
+        """(chunk_id, document_id, title, heading_path, context, text, document_context) of every
+        chunk in id order: what embedding texts are built from when re-embedding."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Document.context)
+                .join(Document, Document.id == Chunk.document_id).order_by(Chunk.id)
+            ).all()
+        return [(r[0], r[1], r[2], r[3] or [], r[4], r[5], r[6]) for r in rows]
 
     def replace_embeddings(self, updates: Sequence[tuple[int, np.ndarray]], fingerprint: str, document_ids: Sequence[int]) -> None:
         """Re-embedding (reindex --reembed): new vectors for existing chunks, same chunk ids."""

@@ -8,12 +8,12 @@ backends run a graph exported once from the same local files into
 about 3.9x faster than ``SentenceTransformer.encode`` at unchanged nDCG@10, and about 5x with
 int8 weights (bench/embed.py has the figures).
 
-All model loading is offline: a model comes from ``ingest.model_paths.resolve_model``.
+All model loading is offline, through ``ingest.runtime`` (resolve, device, load, export
+cache, OpenVINO), which the reranker uses too.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -26,10 +26,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from index.errors import ModelUnavailable
-from ingest.embedder import Embedder, combine_fingerprint, fingerprint_model_dir, l2_normalize, pad_batch, plan_batches
-from ingest.export_cache import cached_export
-from ingest.model_paths import force_offline, resolve_model
-from ingest.openvino_runtime import OpenVinoRequest
+from ingest.embedder import Embedder, combine_fingerprint, l2_normalize, pad_batch, plan_batches
+from ingest.runtime.device import INSTALL_HINTS, backend_installed, on_gpu, pick_backend, pick_device, required_packages
+from ingest.runtime.export_cache import cache_root, cached_export, export_dir
+from ingest.runtime.fingerprint import fingerprint_model_dir
+from ingest.runtime.load import load_sentence_transformer
+from ingest.runtime.offline import set_offline_environment
+from ingest.runtime.openvino import OpenVinoRequest, convert_from_torch, save_graph
+from ingest.runtime.resolve import resolve_model
 
 if TYPE_CHECKING:
     from index.settings import Settings
@@ -54,27 +58,9 @@ _PROBE_TEXTS = (
 )
 _MIN_PROBE_COSINE = {"none": 0.9999, "int8": 0.9}  # int8 only has to be recognisably the same model
 
-_EXTRAS = {
-    "onnx": ("onnxruntime", "onnx"),
-    "openvino": ("openvino",),
-}
-_EXTRA_HINT = {
-    "onnx": "pip install onnxruntime onnx",
-    "openvino": "pip install openvino (and nncf for int8)",
-}
-
 
 class BackendUnavailable(ModelUnavailable, RuntimeError):
     """The requested backend needs packages that are not installed."""
-
-
-def _required_modules(backend: str, quantization: str) -> tuple[str, ...]:
-    extra = ("nncf",) if backend == "openvino" and quantization == "int8" else ()
-    return _EXTRAS.get(backend, ()) + extra
-
-
-def backend_available(backend: str, quantization: str = "none") -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in _required_modules(backend, quantization))
 
 
 def resolve_backend(backend: Backend, quantization: Quantization, device: str) -> tuple[str, str]:
@@ -87,13 +73,14 @@ def resolve_backend(backend: Backend, quantization: Quantization, device: str) -
     """
     if quantization not in ("none", "int8"):
         raise ValueError(f"unknown embedding quantization {quantization!r}")
-    on_gpu = device.startswith("cuda")
+    gpu = on_gpu(device)
     if backend == "auto":
-        candidates = [] if on_gpu else [name for name in ("openvino", "onnx") if backend_available(name, quantization)]
-        backend = candidates[0] if candidates else ("openvino" if quantization == "int8" and not on_gpu else "torch")
+        backend = pick_backend("auto", device, ("openvino", "onnx"), quantization)
+        if backend == "torch" and quantization == "int8" and not gpu:
+            backend = "openvino"  # int8 was asked for: fail below naming the packages it needs
     if backend not in ("torch", "onnx", "openvino"):
         raise ValueError(f"unknown embedding backend {backend!r}")
-    if quantization == "int8" and (backend == "torch" or on_gpu):
+    if quantization == "int8" and (backend == "torch" or gpu):
         raise ValueError("int8 quantization is a CPU option of the onnx and openvino backends")
     return backend, quantization
 
@@ -102,7 +89,7 @@ def batch_limits(device: str, batch_size: int, batch_tokens: int,
                  gpu_batch_size: int | None, gpu_batch_tokens: int | None) -> tuple[int, int]:
     """(texts, padded tokens) per batch: a GPU is starved by batches sized for a CPU, so it
     takes the GPU limits when they are given (measured: ``embedding_gpu_batch_size``)."""
-    if device.startswith("cuda"):
+    if on_gpu(device):
         return gpu_batch_size or batch_size, gpu_batch_tokens or batch_tokens
     return batch_size, batch_tokens
 
@@ -124,7 +111,7 @@ class SentenceTransformerEmbedder(Embedder):
         gpu_batch_size: int | None = None,
         gpu_batch_tokens: int | None = None,
     ):
-        force_offline()
+        set_offline_environment()
         started = time.perf_counter()
         self.model_name = model
         self._model_dir = resolve_model(model)
@@ -136,17 +123,17 @@ class SentenceTransformerEmbedder(Embedder):
         self._threads = threads
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
 
-        self.device = _pick_device(device, backend)
+        self.device = pick_device(device, backend)
         self.batch_size, self.batch_tokens = batch_limits(self.device, batch_size, batch_tokens, gpu_batch_size, gpu_batch_tokens)
         self.backend, self.quantization = resolve_backend(backend, quantization, self.device)
         if self.backend == "onnx" and self.quantization == "int8":
             self._texts_per_call = 1
         if self.backend != "torch" and self.device != "cpu":
             raise ValueError(f"the {self.backend} backend runs on the CPU; use backend='torch' for {self.device}")
-        if self.backend != "torch" and not backend_available(self.backend, self.quantization):
-            missing = " and ".join(_required_modules(self.backend, self.quantization))
+        if self.backend != "torch" and not backend_installed(self.backend, self.quantization):
+            missing = " and ".join(required_packages(self.backend, self.quantization))
             raise BackendUnavailable(
-                f"embedding backend {self.backend!r} needs {missing}; install them ({_EXTRA_HINT[self.backend]}) "
+                f"embedding backend {self.backend!r} needs {missing}; install them ({INSTALL_HINTS[self.backend]}) "
                 "or set GROUNDWORK_EMBEDDING_BACKEND=torch"
             )
 
@@ -158,7 +145,7 @@ class SentenceTransformerEmbedder(Embedder):
 
         self._engine: Callable[[np.ndarray, np.ndarray], np.ndarray]
         if self.backend == "torch":
-            st_model = _load_sentence_transformer(self._model_dir, self.device)
+            st_model = load_sentence_transformer(self._model_dir, self.device)
             self.max_seq_length = int(st_model.max_seq_length)
             self.dimension = _embedding_dimension(st_model)
             self._tokenizer = _FastTokenizer.from_hf(st_model.tokenizer, self.max_seq_length)
@@ -198,7 +185,7 @@ class SentenceTransformerEmbedder(Embedder):
             batch_size=settings.embedding_batch_size,
             batch_tokens=settings.embedding_batch_tokens,
             threads=settings.embedding_threads,
-            cache_dir=settings.model_cache_dir or settings.data_dir / "models",
+            cache_dir=cache_root(settings),
             gpu_batch_size=settings.embedding_gpu_batch_size,
             gpu_batch_tokens=settings.embedding_gpu_batch_tokens,
         )
@@ -247,9 +234,9 @@ class SentenceTransformerEmbedder(Embedder):
         if self._cache_dir is None:
             from index.settings import Settings
 
-            self._cache_dir = Settings().data_dir / "models"
+            self._cache_dir = cache_root(Settings())
         variant = self.backend + ("-int8" if self.quantization == "int8" else "")
-        target = self._cache_dir / self.weights_fingerprint / variant
+        target = export_dir(self._cache_dir, self._model_dir, variant)
 
         def build(staging: Path) -> None:
             log.info("exporting %s to %s (one time)", self.model_name, target)
@@ -404,7 +391,7 @@ class _OpenVinoEngine:
 
 def _export(model_dir: Path, out_dir: Path, backend: str, quantization: str, threads: int) -> dict[str, Any]:
     """Write ``model.onnx`` or ``model.xml`` into ``out_dir``, check it against torch, return its manifest."""
-    st_model = _load_sentence_transformer(model_dir, "cpu")
+    st_model = load_sentence_transformer(model_dir, "cpu")
     tokenizer = st_model.tokenizer
     backend_tokenizer = getattr(tokenizer, "backend_tokenizer", None)
     if backend_tokenizer is None:
@@ -485,19 +472,10 @@ def _export_onnx(st_model: Any, input_names: list[str], path: Path) -> None:
 
 
 def _export_openvino(st_model: Any, input_names: list[str], path: Path, quantization: str, max_seq_length: int) -> None:
-    """Convert straight from torch (no ONNX step, so no onnx package), optionally int8 via nncf.
-
-    Weights stay fp32 on disk; at run time OpenVINO picks the CPU's native precision, which
-    is bf16 on CPUs with AVX512-BF16 or AMX (cosine to fp32 above 0.9999) and fp32 elsewhere.
-    """
-    import openvino as ov
-    import torch
-
+    """Convert straight from torch, optionally int8 via nncf. At run time bf16 CPUs keep a
+    cosine to fp32 above 0.9999."""
     module, example = _traceable(st_model, input_names)
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")
-        model = ov.convert_model(module, example_input=example)
-    st_model.eval()
+    model = convert_from_torch(module, example)
     if quantization == "int8":
         import nncf
 
@@ -509,7 +487,7 @@ def _export_openvino(st_model: Any, input_names: list[str], path: Path, quantiza
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             samples.append({name: feed[name] for name in input_names})
         model = nncf.quantize(model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(samples))
-    ov.save_model(model, str(path), compress_to_fp16=False)
+    save_graph(model, path)
 
 
 def _fuse_onnx_for_cpu(path: Path, st_model: Any) -> None:
@@ -596,27 +574,6 @@ def _check_export(st_model: Any, engine: Callable[[np.ndarray, np.ndarray], np.n
 
 
 # --- loading ------------------------------------------------------------------------------
-
-
-def _pick_device(requested: str | None, backend: str) -> str:
-    if requested:
-        return requested
-    if backend not in ("torch", "auto") or importlib.util.find_spec("torch") is None:
-        return "cpu"
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _load_sentence_transformer(model_dir: Path, device: str) -> Any:
-    force_offline()
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
-    model.eval()
-    if device.startswith("cuda"):
-        model.half()
-    return model
 
 
 def _embedding_dimension(st_model: Any) -> int:

@@ -90,7 +90,7 @@ def _worker_main(connection: Connection, config: _WorkerConfig) -> None:
         logging.getLogger().setLevel(logging.ERROR)
         for name in ("unstructured", "pdfminer", "pypandoc", "pikepdf", "PIL"):
             logging.getLogger(name).setLevel(logging.ERROR)
-        from ingest.offline import ensure_offline_nlp
+        from ingest.runtime.spacy_model import ensure_offline_nlp
 
         ensure_offline_nlp(preload=True)
     except BaseException as exc:  # report why, then exit: the parent cannot use this worker
@@ -308,7 +308,7 @@ class ParserPool:
 
     def start(self) -> None:
         """Launch the workers; they load their models in the background."""
-        from ingest.offline import OfflineModelMissing, spacy_model_available
+        from ingest.runtime.spacy_model import OfflineModelMissing, spacy_model_available
 
         if self._closed:
             raise ParserPoolError("pool is closed")

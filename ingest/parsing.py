@@ -28,8 +28,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ingest.documents import Element, ElementKind, FailureReason, ParsedDocument, ParseFailure
 from ingest.filetypes import HEAD_BYTES, IMAGE_TYPES, TEXT_TYPES, decode_text, detect_type, guess_encoding, mime_for
 from ingest.ocr import OcrOptions, using
-from ingest.offline import OfflineModelMissing, ensure_offline_nlp, set_offline_environment
 from ingest.pdf_layout import Glyph, Line, Rule, find_tables
+from ingest.runtime.offline import set_offline_environment
+from ingest.runtime.spacy_model import OfflineModelMissing, ensure_offline_nlp
 from ingest.tables import html_table, render_table
 
 # unstructured is imported lazily below, and must never be imported before this has run.

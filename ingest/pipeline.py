@@ -17,19 +17,15 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import socket
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select, update
-from sqlmodel import Session
 
-from index.models import DocumentStatus, IngestJob, IngestJobFile, JobStatus, utcnow
+from index.models import DocumentStatus, JobStatus
 from index.settings import Settings
 from index.store import DocumentWrite, NewChunk, Store, chunk_location
 from ingest.chunking import ChunkSpan, chunk_document
@@ -199,38 +195,6 @@ class _Pending:
     texts: list[str]  # embedding texts
 
 
-def _job_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_alive(owner: str | None) -> bool:
-    if not owner or ":" not in owner:
-        return False
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname():
-        return True  # cannot tell; assume another machine is still on it
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_orphaned_jobs(store: Store) -> int:
-    """Jobs left 'running' by a process that died are marked interrupted (they can be re-run)."""
-    changed = 0
-    with Session(store.engine) as session, session.begin():
-        for job in session.execute(select(IngestJob).where(IngestJob.status == JobStatus.running)).scalars():
-            if not _owner_alive(job.owner):
-                job.status = JobStatus.interrupted
-                job.error = "the process running this job stopped before it finished; re-run it to resume"
-                job.updated_at = utcnow()
-                changed += 1
-    return changed
-
-
 class IngestRunner:
     """One ingestion job. Re-running the same job after a crash finishes the work."""
 
@@ -253,13 +217,6 @@ class IngestRunner:
         self.max_tokens = chunk_budget(settings, embedder)
 
     # ---------------------------------------------------------------------------------------
-    def create_job(self, params: dict, job_id: str | None = None) -> str:
-        job_id = job_id or uuid.uuid4().hex
-        with Session(self.store.engine) as session, session.begin():
-            if session.get(IngestJob, job_id) is None:
-                session.add(IngestJob(id=job_id, status=JobStatus.queued, params=params))
-        return job_id
-
     def run(
         self,
         paths: Sequence[Path],
@@ -278,10 +235,11 @@ class IngestRunner:
         policy = policy or OpenPolicy()
         # Before anything is written: writes into a damaged database spread the damage.
         self.store.integrity.require_intact(max_age_s=self.settings.database_check_interval_s)
-        mark_orphaned_jobs(self.store)
+        jobs = self.store.jobs
+        jobs.mark_orphaned()
         params = {"paths": [source_name(p) for p in paths], "collection": collection, "groups": list(groups), "sync": sync}
-        job_id = self.create_job(params, job_id)
-        self._set_job(job_id, status=JobStatus.running, started_at=utcnow(), owner=_job_owner(), error=None)
+        job_id = jobs.create(params, job_id)
+        jobs.start(job_id)
         summary = JobSummary(job_id=job_id)
         try:
             files = expand_paths(paths, follow_symlinks=policy.follow_symlinks, confine_to=policy.confine_to)
@@ -289,30 +247,23 @@ class IngestRunner:
             if sync:
                 self._sync(files, paths, summary, collection, source_names or {})
         except BaseException as exc:
-            self._set_job(job_id, status=JobStatus.failed if isinstance(exc, Exception) else JobStatus.interrupted,
-                          error=storable(f"{type(exc).__name__}: {exc}"), finished_at=utcnow(), counts=self._counts(summary))
+            jobs.finish(job_id, JobStatus.failed if isinstance(exc, Exception) else JobStatus.interrupted, self._counts(summary),
+                        error=storable(f"{type(exc).__name__}: {exc}"))
             raise
         summary.seconds = time.perf_counter() - started
-        self._set_job(job_id, status=JobStatus.done, finished_at=utcnow(), counts=self._counts(summary))
+        jobs.finish(job_id, JobStatus.done, self._counts(summary))
         return summary
 
     # ---------------------------------------------------------------------------------------
     def _counts(self, summary: JobSummary) -> dict[str, int]:
         return {status: summary.count(status) for status in FILE_STATUSES} | {"files": len(summary.files)}
 
-    def _set_job(self, job_id: str, **values) -> None:
-        values["updated_at"] = utcnow()
-        with Session(self.store.engine) as session, session.begin():
-            session.execute(update(IngestJob).where(IngestJob.id == job_id).values(**values))
-
     def _record(self, summary: JobSummary, result: FileResult, bar) -> None:
         if result.detail is not None:
             result.detail = storable(result.detail)
         summary.files.append(result)
-        with Session(self.store.engine) as session, session.begin():
-            session.add(IngestJobFile(job_id=summary.job_id, path=result.path, status=result.status, reason=result.reason,
-                                      detail=result.detail, chunks=result.chunks, document_id=result.document_id))
-            session.execute(update(IngestJob).where(IngestJob.id == summary.job_id).values(counts=self._counts(summary), updated_at=utcnow()))
+        self.store.jobs.record_file(summary.job_id, path=result.path, status=result.status, reason=result.reason, detail=result.detail,
+                                    chunks=result.chunks, document_id=result.document_id, counts=self._counts(summary))
         if bar is not None:
             bar.update(1)
 

@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 groundwork ingest data/samples
 groundwork ask "How many days of paid annual leave do employees get?"
 exec groundwork serve --dev --host 127.0.0.1 --port "${PORT:-8000}"

@@ -4,7 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # One exported embedding model for the whole run, instead of one per test data directory.
 export GROUNDWORK_MODEL_CACHE_DIR="${GROUNDWORK_MODEL_CACHE_DIR:-$PWD/.venv/groundwork-models}"
 set +e

@@ -4,6 +4,7 @@ A key reads ``gw_<prefix>_<secret>``. The prefix is public (it appears in listin
 and finds the row; only a SHA-256 of the secret is stored. A plain hash is enough because the
 secret is 256 random bits, not a password: there is nothing to brute-force. Comparison runs in
 constant time, and an unknown prefix costs the same comparison, so timing reveals nothing.
+Rows are read and written by ``index.key_store`` (``store.keys``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
-
-from sqlalchemy import select, update
-from sqlmodel import Session
 
 from index.models import ApiKey, utcnow
 from index.store import Store
@@ -94,31 +92,19 @@ def create_key(store: Store, role: str, groups: Sequence[str] = (), name: str = 
     if role not in _RANK:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     secret = secrets.token_urlsafe(_SECRET_BYTES)
-    with Session(store.engine) as session:
-        for _ in range(5):
-            prefix = secrets.token_hex(_PREFIX_BYTES)
-            if session.execute(select(ApiKey.id).where(ApiKey.prefix == prefix)).first() is None:
-                break
-        else:  # pragma: no cover - 48 random bits colliding five times
-            raise RuntimeError("could not allocate a key prefix")
-        row = ApiKey(name=name, prefix=prefix, key_hash=_hash_secret(secret), role=role, principal=principal or name or prefix,
-                     groups=sorted(set(groups)))
-        session.add(row)
-        session.commit()
-        session.refresh(row)
-        session.expunge(row)
+    for _ in range(5):
+        prefix = secrets.token_hex(_PREFIX_BYTES)
+        if not store.keys.prefix_taken(prefix):
+            break
+    else:  # pragma: no cover - 48 random bits colliding five times
+        raise RuntimeError("could not allocate a key prefix")
+    row = store.keys.add(name=name, prefix=prefix, key_hash=_hash_secret(secret), role=role, principal=principal or name or prefix,
+                         groups=sorted(set(groups)))
     return f"{KEY_SCHEME}_{prefix}_{secret}", row
 
 
 def list_keys(store: Store, *, include_revoked: bool = True) -> list[ApiKey]:
-    with Session(store.engine) as session:
-        query = select(ApiKey).order_by(ApiKey.id)
-        if not include_revoked:
-            query = query.where(ApiKey.revoked_at.is_(None))
-        rows = list(session.execute(query).scalars())
-        for row in rows:
-            session.expunge(row)
-        return rows
+    return store.keys.list(include_revoked=include_revoked)
 
 
 def revoke_key(store: Store, prefix_or_id: str | int) -> bool:
@@ -127,12 +113,7 @@ def revoke_key(store: Store, prefix_or_id: str | int) -> bool:
     if ident.startswith(f"{KEY_SCHEME}_"):  # a whole key was pasted: use its prefix
         parsed = parse_key(ident)
         ident = parsed[0] if parsed else ident
-    with Session(store.engine) as session, session.begin():
-        condition = ApiKey.prefix == ident
-        if ident.isdigit():
-            condition = condition | (ApiKey.id == int(ident))
-        result = session.execute(update(ApiKey).where(condition, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow()))
-        return result.rowcount > 0
+    return store.keys.revoke(ident)
 
 
 def authenticate(store: Store, header_value: str | None) -> KeyInfo | None:
@@ -142,15 +123,13 @@ def authenticate(store: Store, header_value: str | None) -> KeyInfo | None:
     if parsed is None:
         return None
     prefix, secret = parsed
-    with Session(store.engine) as session:
-        row = session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalars().first()
-        stored = row.key_hash if row is not None else f"{_HASH_SCHEME}${_DUMMY_HASH}"
-        matches = hmac.compare_digest(stored.encode(), _hash_secret(secret).encode())
-        if row is None or not matches or row.revoked_at is not None or row.role not in _RANK:
-            return None
-        info = KeyInfo(key_id=row.id, prefix=row.prefix, name=row.name, role=row.role, principal=principal_for(row.principal, row.groups or []))
-        last_used = row.last_used_at
-    _touch(store, info.key_id, last_used)
+    row = store.keys.find(prefix)
+    stored = row.key_hash if row is not None else f"{_HASH_SCHEME}${_DUMMY_HASH}"
+    matches = hmac.compare_digest(stored.encode(), _hash_secret(secret).encode())
+    if row is None or not matches or row.revoked_at is not None or row.role not in _RANK:
+        return None
+    info = KeyInfo(key_id=row.id, prefix=row.prefix, name=row.name, role=row.role, principal=principal_for(row.principal, row.groups or []))
+    _touch(store, info.key_id, row.last_used_at)
     return info
 
 
@@ -213,7 +192,6 @@ def _touch(store: Store, key_id: int | None, last_used: datetime | None) -> None
         if now - last_used < _LAST_USED_EVERY:
             return
     try:
-        with Session(store.engine) as session, session.begin():
-            session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+        store.keys.touch(key_id, now)
     except Exception:  # bookkeeping only: never fail a request over it
         pass

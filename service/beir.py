@@ -112,7 +112,6 @@ def run_beir_eval(gw, folder: Path, *, split: str = "test", k: int = 100, max_qu
     t0 = time.perf_counter()
     corpus_size = load_corpus(gw, folder / "corpus.jsonl", collection)
     load_s = time.perf_counter() - t0
-    gw.refresh_indexes()
     principal = Principal(id="eval", all_access=True)
     filters = SearchFilters(collections=(collection,))
     prefix = f"{SOURCE_SCHEME}{collection}/"
@@ -121,8 +120,7 @@ def run_beir_eval(gw, folder: Path, *, split: str = "test", k: int = 100, max_qu
     pipeline = gw.pipeline
     # Embed every query once; all dense/hybrid modes reuse the vectors.
     vectors = gw.embedder.embed_queries([queries[q] for q in query_ids]) if query_ids else None
-    following, gw.auto_refresh = gw.auto_refresh, False  # the corpus is indexed: queries need not follow the change log
-    try:
+    with gw.fixed_corpus():  # indexed once: queries need not follow the change log
         for mode in modes or ["dense", "keyword", "hybrid", "hybrid+rerank"]:
             base, _, extra = mode.partition("+")
             rerank = extra == "rerank"
@@ -142,6 +140,4 @@ def run_beir_eval(gw, folder: Path, *, split: str = "test", k: int = 100, max_qu
             if fallbacks:  # those queries kept the fused order: the figures are not all reranked
                 metrics["fallbacks"] = len(fallbacks)
             report["modes"][mode] = metrics
-    finally:
-        gw.auto_refresh = following
     return report

@@ -6,7 +6,7 @@ Exit codes (stable, scripts rely on them):
      with --strict; `documents show/delete`: no such document)
   2  bad usage (unknown flag, bad value)
   3  the job itself could not run (database unreachable or failing its integrity check, model
-     not available offline, ...)
+     not available offline, another installed package shadowing index, ingest or service, ...)
   141  its output was closed early (`groundwork stats | head`), as for any tool ended by SIGPIPE
 
 Errors map to exit codes in one place, ``exit_code_for``: a ``GroundworkError`` by its family,
@@ -23,7 +23,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from index.errors import InputRejected
+from service.own_packages import ForeignPackage, check_own_packages
+
+# Nothing from index or ingest is imported at module level: main() first checks that they are ours.
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a tool ended by it
@@ -129,6 +131,11 @@ def _print_json(obj) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        check_own_packages()
+    except ForeignPackage as exc:
+        print(f"groundwork: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -139,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from ingest.model_paths import force_offline
+    from ingest.runtime.offline import set_offline_environment
 
-    force_offline()
+    set_offline_environment()
     try:
         settings = _settings(args)
     except Exception as exc:
@@ -172,6 +179,8 @@ def exit_code_for(exc: Exception) -> int:
     """Bad input (``InputRejected``) is bad usage: 2. Every other ``GroundworkError`` (a model
     not available offline, a broken index, an unreachable database) and any bug mean the job
     could not run: 3."""
+    from index.errors import InputRejected
+
     if isinstance(exc, InputRejected):
         return EXIT_USAGE
     return EXIT_FAILED
@@ -184,17 +193,15 @@ def _app(settings, **kw):
 
 
 def cmd_ingest(args, settings) -> int:
-    from index.indexset import IndexWriteFailed
-
     gw = _app(settings)
     try:
         summary = gw.ingest(args.paths, collection=args.collection, groups=args.groups, sync=args.sync,
-                            progress=False if (args.no_progress or args.json) else None, follow_symlinks=args.follow_symlinks)
-        indexed_now = gw.indexes.lock.held
-        try:
-            gw.refresh_indexes()
-        except IndexWriteFailed as exc:  # the documents are committed; the indexes replay them later
-            print(f"groundwork: warning: the documents are stored but the indexes could not be updated ({exc}); "
+                            progress=False if (args.no_progress or args.json) else None, follow_symlinks=args.follow_symlinks,
+                            index_now=True)
+        indexed_now = gw.maintains_indexes
+        behind = gw.storage_health()["indexes"]["problems"] if indexed_now else []
+        if behind:  # the documents are committed; the indexes replay them later
+            print(f"groundwork: warning: the documents are stored but the indexes could not be updated ({'; '.join(behind)}); "
                   "they catch up at the next run or by the running service", file=sys.stderr)
         out = summary.to_json()
         if args.json:

@@ -4,13 +4,19 @@ reindexing.
 The CLI and the HTTP API are thin shells over this object, and both query through its one
 ``pipeline``, so they behave identically. Models load lazily: `groundwork stats` never pays
 for a transformer.
+
+The engine alone decides when the indexes catch up with the database (``refresh_indexes`` is
+the one call that does it): before each search (``auto_refresh``), after its own ingests,
+from a background follower in the server (``follow_in_background``), and once before a run
+over a fixed corpus (``fixed_corpus``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -56,6 +62,7 @@ class Groundwork:
         # True: every search first follows the change log (CLI, tests). The server turns it off
         # and follows from a background thread instead, keeping that work off the request path.
         self.auto_refresh = True
+        self._follower = None
 
     # --- models ---------------------------------------------------------------------------------
     @property
@@ -122,12 +129,53 @@ class Groundwork:
         return self._indexes
 
     def refresh_indexes(self) -> int:
-        """Follow the database (new ingests, deletes, a reindex switch by another process)."""
+        """Follow the database (new ingests, deletes, a reindex switch by another process).
+        Raises ``IndexWriteFailed`` when an index could not be written (it stays behind)."""
         indexes = self.indexes
         indexes.reload_if_switched()
         if not indexes.lock.held and self._index_writer:
             indexes.lock.try_acquire()
         return indexes.catch_up()
+
+    def _refresh_or_warn(self, what: str) -> None:
+        """``refresh_indexes``, where a failed index write must not fail ``what``: the
+        database is what counts, and the indexes replay what they missed at the next catch-up."""
+        try:
+            self.refresh_indexes()
+        except IndexWriteFailed as exc:
+            log.warning("%s, but the indexes are behind the database: %s", what, exc)
+
+    @property
+    def maintains_indexes(self) -> bool:
+        """Whether this process writes the index files (else another one, the running service,
+        does and this one follows them)."""
+        return self.indexes.lock.held
+
+    def follow_in_background(self, interval_s: float | None = None) -> None:
+        """Keep the indexes current from a background thread instead of before each search
+        (the server's mode: that work stays off the request path). A first catch-up that cannot
+        write (a full disk) is logged, not raised: the server serves what the indexes hold and
+        the follower retries. ``close`` stops it."""
+        from service.follower import FOLLOW_INTERVAL_S, IndexFollower
+
+        if self._follower is not None:
+            return
+        self._refresh_or_warn("serving")
+        self._follower = IndexFollower(self, FOLLOW_INTERVAL_S if interval_s is None else interval_s)
+        self._follower.start()
+        self.auto_refresh = False
+
+    @contextmanager
+    def fixed_corpus(self) -> Iterator[None]:
+        """Catch up once, then search the indexes as they are until the block ends: over a
+        corpus that does not change (an evaluation, a benchmark), following the change log
+        before every search would only add work."""
+        self.refresh_indexes()
+        following, self.auto_refresh = self.auto_refresh, False
+        try:
+            yield
+        finally:
+            self.auto_refresh = following
 
     # --- queries --------------------------------------------------------------------------------
     @property
@@ -147,29 +195,26 @@ class Groundwork:
 
     def _follow_changes(self) -> None:
         if self.auto_refresh:
-            try:
-                self.refresh_indexes()
-            except IndexWriteFailed as exc:  # serve what the indexes hold; lag() says what is missing
-                log.warning("searching indexes that are behind the database: %s", exc)
+            self._refresh_or_warn("searching")  # serve what the indexes hold; lag() says what is missing
 
     # --- operations -----------------------------------------------------------------------------
     def ingest(self, paths: Sequence[Path], *, collection: str = "default", groups: Sequence[str] = (), sync: bool = False,
                metadata: dict | None = None, job_id: str | None = None, progress: bool | None = None,
                source_names: dict[Path, str] | None = None, follow_symlinks: bool = False,
-               confine_to: Sequence[Path] | None = None) -> JobSummary:
+               confine_to: Sequence[Path] | None = None, index_now: bool = False) -> JobSummary:
         """Ingest files and folders. Symlinks inside folders are refused unless
         ``follow_symlinks``; ``confine_to`` (server-side jobs) follows them only to files
-        inside those folders. Checked where each file is opened (``ingest.safe_open``)."""
+        inside those folders. Checked where each file is opened (``ingest.safe_open``).
+
+        Open indexes catch up at once (read-your-writes for whoever ingested); ``index_now``
+        opens them first (the CLI, which has no later search to do it)."""
         runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress,
                               parser_factory=self._borrow_parser)
         policy = OpenPolicy.confined(confine_to) if confine_to is not None else OpenPolicy(follow_symlinks=follow_symlinks)
         summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id,
                              source_names=source_names, policy=policy)
-        if self._indexes is not None:
-            try:
-                self.refresh_indexes()  # read-your-writes for whoever ingested
-            except IndexWriteFailed as exc:  # the documents are committed; the indexes catch up later
-                log.warning("ingested, but the indexes are behind: %s", exc)
+        if index_now or self._indexes is not None:
+            self._refresh_or_warn("ingested")  # the documents are committed; the indexes catch up later
         return summary
 
     def _borrow_parser(self) -> "_BorrowedPool":
@@ -274,10 +319,6 @@ class Groundwork:
         batch: list[tuple[int, str]] = []
         docs: set[int] = set()
         prefix_budget = self.settings.chunk_prefix_tokens
-        from sqlalchemy import select
-        from sqlmodel import Session
-
-        from index.models import Chunk, Document
 
         def flush() -> None:
             if not batch:
@@ -287,13 +328,8 @@ class Groundwork:
             batch.clear()
             docs.clear()
 
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Document.context)
-                .join(Document, Document.id == Chunk.document_id).order_by(Chunk.id)
-            ).all()
-        for cid, doc_id, title, heading_path, context, text, document_context in rows:
-            batch.append((cid, embedding_text(title, heading_path or [], context, text, self.tokens, prefix_budget, document_context)))
+        for cid, doc_id, title, heading_path, context, text, document_context in self.store.chunks_to_embed():
+            batch.append((cid, embedding_text(title, heading_path, context, text, self.tokens, prefix_budget, document_context)))
             docs.add(doc_id)
             if len(batch) >= 512:
                 flush()
@@ -303,6 +339,9 @@ class Groundwork:
             self._indexes.identity = self.identity
 
     def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
         if self._parser_pool is not None:
             self._parser_pool.close()
             self._parser_pool = None

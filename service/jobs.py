@@ -1,29 +1,25 @@
 """Background ingestion jobs submitted over HTTP.
 
-A job is an ``IngestJob`` row: the request creates it ``queued`` and returns at once; a small
-pool of worker threads claims queued rows (a conditional UPDATE, so two processes sharing a
-database never run the same job) and runs them through the ordinary ingestion path. Because
-the row is the queue, nothing is lost when the process dies: at start-up, jobs whose owner is
-gone are marked ``interrupted`` and queued again, and re-running a job skips every file that
-was already committed unchanged.
+A job is an ``IngestJob`` row (``index.job_store``): the request creates it ``queued`` and
+returns at once; a small pool of worker threads claims queued rows (a conditional UPDATE, so
+two processes sharing a database never run the same job) and runs them through the ordinary
+ingestion path. Because the row is the queue, nothing is lost when the process dies: at
+start-up, jobs whose owner is gone are marked ``interrupted`` and queued again, and re-running
+a job skips every file that was already committed unchanged.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sqlalchemy import select, update
-from sqlmodel import Session
-
 from index.errors import InputRejected
-from index.models import IngestJob, IngestJobFile, JobStatus, utcnow
-from ingest.pipeline import JobSummary, mark_orphaned_jobs
+from index.job_store import job_owner
+from index.models import IngestJob
+from ingest.pipeline import JobSummary
 from ingest.source_names import storable
 
 log = logging.getLogger(__name__)
@@ -100,7 +96,7 @@ class JobRunner:
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"  # the format mark_orphaned_jobs checks
+        self.owner = job_owner()
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,17 +118,8 @@ class JobRunner:
 
     def recover(self) -> int:
         """Jobs a dead process left behind go back to the queue (re-running skips finished files)."""
-        mark_orphaned_jobs(self.store)
-        with Session(self.store.engine) as session, session.begin():
-            rows = session.execute(select(IngestJob).where(IngestJob.status == JobStatus.interrupted)).scalars().all()
-            requeued = 0
-            for job in rows:
-                if (job.params or {}).get("submitted_via") != SUBMITTED_VIA:
-                    continue  # a command-line job: its user re-runs it
-                job.status = JobStatus.queued
-                job.owner = None
-                job.updated_at = utcnow()
-                requeued += 1
+        self.store.jobs.mark_orphaned()
+        requeued = self.store.jobs.requeue_interrupted(SUBMITTED_VIA)  # a command-line job: its user re-runs it
         if requeued:
             log.warning("re-queued %d interrupted ingestion job(s)", requeued)
         return requeued
@@ -140,36 +127,17 @@ class JobRunner:
     # --- queue ---------------------------------------------------------------------------------------
     def submit(self, paths: Sequence[Path], *, collection: str, groups: Sequence[str], sync: bool, metadata: dict | None,
                submitted_by: str) -> str:
-        job_id = uuid.uuid4().hex
         params = {"paths": [str(p) for p in paths], "collection": collection, "groups": list(groups), "sync": sync,
                   "metadata": metadata or {}, "submitted_via": SUBMITTED_VIA, "submitted_by": submitted_by}
-        with Session(self.store.engine) as session, session.begin():
-            session.add(IngestJob(id=job_id, status=JobStatus.queued, params=params))
+        job_id = self.store.jobs.create(params)
         with self._wake:
             self._wake.notify()
         return job_id
 
-    def _claim(self) -> IngestJob | None:
-        with Session(self.store.engine) as session:
-            candidates = session.execute(
-                select(IngestJob.id).where(IngestJob.status == JobStatus.queued).order_by(IngestJob.created_at).limit(5)
-            ).scalars().all()
-        for job_id in candidates:
-            with Session(self.store.engine) as session, session.begin():
-                claimed = session.execute(
-                    update(IngestJob).where(IngestJob.id == job_id, IngestJob.status == JobStatus.queued)
-                    .values(status=JobStatus.running, owner=self.owner, started_at=utcnow(), updated_at=utcnow())
-                ).rowcount
-                if claimed:
-                    job = session.get(IngestJob, job_id)
-                    session.expunge(job)
-                    return job
-        return None
-
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                job = self._claim()
+                job = self.store.jobs.claim_next(self.owner)
             except Exception:
                 log.exception("could not read the job queue")
                 job = None
@@ -196,11 +164,7 @@ class JobRunner:
                                   confine_to=self.roots)
         except Exception as exc:
             log.warning("ingestion job %s failed: %s", job.id, exc, extra={"job_id": job.id})
-            with Session(self.store.engine) as session, session.begin():
-                session.execute(
-                    update(IngestJob).where(IngestJob.id == job.id, IngestJob.status.in_([JobStatus.running, JobStatus.queued]))
-                    .values(status=JobStatus.failed, error=storable(f"{type(exc).__name__}: {exc}")[:4000], finished_at=utcnow(), updated_at=utcnow())
-                )
+            self.store.jobs.fail_unfinished(job.id, storable(f"{type(exc).__name__}: {exc}")[:4000])
         finally:
             if self.on_finished is not None:
                 try:
@@ -208,17 +172,3 @@ class JobRunner:
                 except Exception:
                     log.exception("job completion hook failed")
 
-
-def job_row(store, job_id: str) -> tuple[IngestJob, list[IngestJobFile]] | None:
-    """The job and its failed files (at most 100): what a status request returns."""
-    with Session(store.engine) as session:
-        job = session.get(IngestJob, job_id)
-        if job is None:
-            return None
-        failures = session.execute(
-            select(IngestJobFile).where(IngestJobFile.job_id == job_id, IngestJobFile.status == "failed").order_by(IngestJobFile.id).limit(100)
-        ).scalars().all()
-        session.expunge(job)
-        for f in failures:
-            session.expunge(f)
-        return job, list(failures)

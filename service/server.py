@@ -1,9 +1,10 @@
 """`groundwork serve`: the production entry point around the HTTP app.
 
 Refuses to run without authentication anywhere but on loopback, loads every model before
-accepting traffic (so the first request does not pay for it), follows the database from a
-background thread (ingests by the CLI, deletes, a reindex switch by another process show up
-within a second), and micro-batches concurrent query embeddings.
+accepting traffic (so the first request does not pay for it), has the engine follow the
+database from a background thread (``Groundwork.follow_in_background``: ingests by the CLI,
+deletes, a reindex switch by another process show up within a second), and micro-batches
+concurrent query embeddings.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import ipaddress
 import logging
 import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -24,7 +24,6 @@ from service.query.batching import QueryBatcher
 log = logging.getLogger("groundwork.server")
 
 EXIT_UNSAFE = 2
-REFRESH_INTERVAL_S = 1.0
 
 
 def is_loopback(host: str) -> bool:
@@ -43,49 +42,6 @@ def unsafe_binding(settings: Settings) -> str | None:
                 "Bind to 127.0.0.1 / ::1 / localhost for local trials, or enable auth (GROUNDWORK_AUTH=required) and create keys "
                 "with `groundwork keys create`.")
     return None
-
-
-class IndexFollower:
-    """Calls ``refresh_indexes`` every interval so changes made elsewhere become searchable,
-    and re-runs the database's integrity check when the last one is older than configured.
-
-    A failed refresh (a full disk under the indexes) is retried for as long as it fails, with
-    a backoff up to ``MAX_BACKOFF`` intervals: the index stays behind meanwhile (health says by
-    how much) and catches up once the write succeeds; nothing is skipped.
-    """
-
-    MAX_BACKOFF = 30
-
-    def __init__(self, groundwork, interval_s: float = REFRESH_INTERVAL_S):
-        self.groundwork = groundwork
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="index-follower", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.wait(self.interval_s * min(2 ** failures, self.MAX_BACKOFF)):
-            try:
-                self.groundwork.refresh_indexes()
-                if failures:
-                    log.warning("indexes caught up after %d failed attempt(s)", failures)
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                # The first failure with its traceback; then one line per attempt, not a flood.
-                log.warning("refreshing the indexes failed (attempt %d; retrying): %s", failures, exc, exc_info=failures == 1)
-            try:
-                self.groundwork.check_database()
-            except Exception as exc:
-                log.warning("database integrity check could not run: %s", exc)
 
 
 def build_groundwork(settings: Settings):
@@ -129,8 +85,7 @@ def remove_stale_spool(uploads_dir: Path, older_than_s: float) -> int:
 def warm_up(groundwork) -> None:
     """Load models and indexes now, not on the first request."""
     started = time.perf_counter()
-    groundwork.refresh_indexes()
-    groundwork.pipeline  # builds the query pipeline: the embedder, the reranker and the indexes
+    groundwork.pipeline  # builds the query pipeline: the embedder, the reranker and the indexes (caught up as they open)
     _reranker, status = groundwork.reranker_state
     try:
         generator = getattr(groundwork.generator, "name", groundwork.settings.generator)
@@ -181,7 +136,9 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
 
     from service.http.app import create_app
     from service.http.logging_setup import configure_logging
+    from service.own_packages import check_own_packages
 
+    check_own_packages()
     reason = unsafe_binding(settings)
     if reason is not None:
         print(f"groundwork: {reason}", file=sys.stderr)
@@ -193,14 +150,12 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
         print(f"*** {banner} ***", file=sys.stderr)
     remove_stale_spool(settings.data_dir / "uploads", settings.upload_spool_stale_s)
     gw = groundwork or build_groundwork(settings)
-    follower = IndexFollower(gw)
     try:
         if ingest_paths:
             summary = gw.ingest(list(ingest_paths), progress=False)
             log.info("ingested before serving", extra=summary.to_json() | {"files": len(summary.files)})
         warm_up(gw)
-        follower.start()
-        gw.auto_refresh = False  # the follower keeps indexes current, off the request path
+        gw.follow_in_background()  # indexes kept current off the request path
         app = create_app(gw)
         config = uvicorn_config(app, settings, host=settings.host, port=settings.port, timeout_graceful_shutdown=10)
         with _sigterm_as_shutdown():
@@ -211,5 +166,4 @@ def serve(settings: Settings, *, ingest_paths: Sequence[Path] = (), groundwork=N
         log.info("stopped")
         return 0
     finally:
-        follower.stop()
-        gw.close()
+        gw.close()  # stops the follower too

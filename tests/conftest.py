@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from ingest.runtime.offline import set_offline_environment
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 SAMPLES = REPO / "data" / "samples"
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+set_offline_environment()  # before any test imports a model library
 
 
 def _free_port() -> int:

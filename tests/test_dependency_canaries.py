@@ -2,7 +2,7 @@
 
 Four libraries are used past their public API, each for a reason stated where it happens:
 unstructured (its spaCy loader is replaced so parsing can never download a model:
-``ingest/offline.py``), Litestar (the whole ASGI handler is wrapped for request ids and metrics,
+``ingest/runtime/spacy_model.py``), Litestar (the whole ASGI handler is wrapped for request ids and metrics,
 the route template is read from the scope, dependency order avoids a task group per request,
 and JSON bodies are decoded through a ``Request.json`` that checks their nesting first),
 sentence-transformers (the first module's ``auto_model`` config chooses ONNX fusions) and
@@ -32,20 +32,20 @@ def test_unstructured_spacy_loader_is_still_ours_to_replace():
     from unstructured.nlp import tokenize
 
     for name in ("_load_spacy_model", "_install_spacy_model", "_download_with_timeout", "_get_nlp", "_SPACY_MODEL_NAME"):
-        assert hasattr(tokenize, name), _moved("unstructured", f"unstructured.nlp.tokenize.{name} is gone", "ingest/offline.py")
+        assert hasattr(tokenize, name), _moved("unstructured", f"unstructured.nlp.tokenize.{name} is gone", "ingest/runtime/spacy_model.py")
 
-    from ingest.offline import SPACY_MODEL_PACKAGE, ensure_offline_nlp
+    from ingest.runtime.spacy_model import SPACY_MODEL_PACKAGE, ensure_offline_nlp
 
     ensure_offline_nlp(preload=True)
     nlp = tokenize._get_nlp()
     assert nlp.meta.get("name") and tokenize._SPACY_MODEL_NAME == SPACY_MODEL_PACKAGE, _moved(
-        "unstructured", "its NLP no longer loads through the replaced loader", "ingest/offline.py")
+        "unstructured", "its NLP no longer loads through the replaced loader", "ingest/runtime/spacy_model.py")
 
 
 def test_unstructured_download_path_refuses():
     from unstructured.nlp import tokenize
 
-    from ingest.offline import OfflineModelMissing, ensure_offline_nlp
+    from ingest.runtime.spacy_model import OfflineModelMissing, ensure_offline_nlp
 
     ensure_offline_nlp()
     with pytest.raises(OfflineModelMissing):
@@ -115,7 +115,7 @@ def test_sentence_transformers_first_module_exposes_the_transformer_config():
     from sentence_transformers import SentenceTransformer
 
     from index.settings import Settings
-    from ingest.model_paths import resolve_model
+    from ingest.runtime.resolve import resolve_model
 
     model = SentenceTransformer(str(resolve_model(Settings().embedding_model)), device="cpu")
     first = model[0]

@@ -29,7 +29,7 @@ from service.http.api_models import (
 )
 from service.http.errors import ERROR_RESPONSES, not_found
 from service.http.services import API_PREFIX, Services
-from service.jobs import check_paths, job_row
+from service.jobs import check_paths
 
 _JOB_EXAMPLE = Example(summary="Ingest a shared folder", value={"paths": ["/srv/shared/handbook"], "collection": "hr", "groups": ["hr"], "sync": True})
 
@@ -60,7 +60,7 @@ def create_ingest_job(svc: NamedDependency[Services], caller: NamedDependency[au
 def get_ingest_job(svc: NamedDependency[Services], caller: NamedDependency[auth.KeyInfo], job_id: FromPath[str]) -> JobOut:
     if len(job_id) > 40:
         raise not_found("job")
-    found = job_row(svc.groundwork.store, job_id)
+    found = svc.groundwork.store.jobs.get(job_id)
     if found is None:
         raise not_found("job")
     job, failures = found

@@ -16,11 +16,8 @@ from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
 
-from index.models import Document, IdempotencyRecord, IngestJob, JobStatus
+from index.models import Document
 from service import auth
 from service.http.api_models import (
     ApiError,
@@ -99,21 +96,17 @@ def _spool_upload(upload: UploadFile, directory: Path, limit: int) -> tuple[Path
 
 
 def _idempotent_replay(svc: Services, record_key: str, fingerprint: str) -> Response | None:
-    with Session(svc.groundwork.engine) as session:
-        record = session.get(IdempotencyRecord, record_key)
-        if record is None:
-            return None
-        stored = record.response or {}
-        if stored.get("request") != fingerprint:
-            raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
-        return Response(stored.get("body", {}), status_code=record.status_code, headers={"Idempotent-Replayed": "true"})
+    record = svc.groundwork.store.idempotency.get(record_key)
+    if record is None:
+        return None
+    if record.response.get("request") != fingerprint:
+        raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
+    return Response(record.response.get("body", {}), status_code=record.status_code, headers={"Idempotent-Replayed": "true"})
 
 
 def _remember(svc: Services, record_key: str, fingerprint: str, status: int, body: dict) -> Response:
-    try:
-        with Session(svc.groundwork.engine) as session, session.begin():
-            session.add(IdempotencyRecord(key=record_key, status_code=status, response={"request": fingerprint, "body": body}))
-    except IntegrityError:  # a concurrent duplicate finished first: answer as it did
+    if not svc.groundwork.store.idempotency.remember(record_key, status, {"request": fingerprint, "body": body}):
+        # A concurrent duplicate finished first: answer as it did.
         replay = _idempotent_replay(svc, record_key, fingerprint)
         if replay is not None:
             return replay
@@ -153,11 +146,8 @@ def upload_document(svc: NamedDependency[Services], caller: NamedDependency[auth
     finally:
         temporary.unlink(missing_ok=True)
 
-    job_id = uuid.uuid4().hex
-    with Session(svc.groundwork.engine) as session, session.begin():
-        session.add(IngestJob(id=job_id, status=JobStatus.queued, params={
-            "paths": [source], "collection": collection, "groups": groups, "sync": False,
-            "submitted_via": "upload", "submitted_by": caller.principal.id}))
+    job_id = svc.groundwork.store.jobs.create({"paths": [source], "collection": collection, "groups": groups, "sync": False,
+                                               "submitted_via": "upload", "submitted_by": caller.principal.id})
     resolved = path.resolve()
     summary = svc.groundwork.ingest([resolved], collection=collection, groups=groups, metadata=metadata or None, job_id=job_id,
                                     progress=False, source_names={resolved: source})
@@ -232,8 +222,7 @@ def _remove_uploaded_file(svc: Services, doc: Document) -> None:
     if not doc.source.startswith("upload://") or not doc.sha256:
         return
     name = doc.source.rsplit("/", 1)[-1]
-    with Session(svc.groundwork.engine) as session:
-        others = session.execute(select(Document.source).where(Document.sha256 == doc.sha256)).scalars().all()
+    others = svc.groundwork.store.sources_with_sha256(doc.sha256)
     if any(s.startswith("upload://") and s.rsplit("/", 1)[-1] == name for s in others):
         return
     path = svc.uploads_dir / doc.sha256 / name

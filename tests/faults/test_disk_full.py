@@ -100,3 +100,36 @@ def test_a_real_full_tmpfs_under_the_indexes(tmp_path):
             return open_groundwork(settings)
 
         _assert_behind_then_caught_up(gw, ballast.unlink, reopen)
+
+
+def test_the_server_starts_following_on_a_full_disk(tmp_path, monkeypatch):
+    """Starting to serve on a full disk (an ingest by the CLI meanwhile) serves what is there
+    and keeps retrying, rather than failing to start on its first catch-up; the CLI's own
+    ingest stores the documents and reports the indexes as behind."""
+    import time
+
+    first, second = _half_corpora(tmp_path)
+    settings = settings_for(tmp_path / "data")
+    gw = open_groundwork(settings)
+    gw.ingest([first], progress=False, index_now=True)
+    expected_before = keyword_answers(gw)
+    gw.close()
+    with injected_enospc(monkeypatch) as full:
+        cli = open_groundwork(settings)
+        summary = cli.ingest([second], progress=False, index_now=True)  # as `groundwork ingest` does: no raise
+        assert summary.count("added") == 20 and cli.maintains_indexes
+        assert any(p.startswith("keyword index behind by") for p in cli.storage_health()["indexes"]["problems"])
+        cli.close()
+        server = open_groundwork(settings)
+        try:
+            server.pipeline  # what warm-up loads: the indexes open behind the database
+            server.follow_in_background(interval_s=0.05)
+            assert not server.auto_refresh and keyword_answers(server) == expected_before
+            assert server.storage_health()["status"] == "degraded"
+            full.clear()
+            deadline = time.monotonic() + 30
+            while server.storage_health()["status"] != "ok" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.storage_health()["status"] == "ok" and server.indexes.lag().keyword_behind == 0
+        finally:
+            server.close()

@@ -268,8 +268,9 @@ def test_missing_backend_packages_give_a_clear_error(monkeypatch):
 )
 def test_resolve_backend(monkeypatch, backend, quantization, device, installed, expected):
     from ingest import embedder_st
+    from ingest.runtime import device as runtime_device
 
-    monkeypatch.setattr(embedder_st, "backend_available", lambda name, quant="none": name in installed)
+    monkeypatch.setattr(runtime_device, "backend_installed", lambda name, quant="none": name in installed)
     assert embedder_st.resolve_backend(backend, quantization, device) == expected
 
 
@@ -325,7 +326,7 @@ def test_tokenizing_text_by_text_gives_the_batch_ids():
     """A one-thread embedder (the server's query model) tokenizes text by text instead of
     fanning out to a thread pool; the ids must be the same."""
     from ingest.embedder_st import _FastTokenizer
-    from ingest.model_paths import resolve_model
+    from ingest.runtime.resolve import resolve_model
 
     texts = ["What is the API rate limit?", "Ünïcödé and emoji 🚀 survive", "x " * 600, ""]
     tokenizer = _FastTokenizer.from_file(resolve_model("all-MiniLM-L6-v2") / "tokenizer.json", 0, 256)

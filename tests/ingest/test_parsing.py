@@ -462,7 +462,7 @@ def test_parsing_needs_no_network(tmp_path: Path) -> None:
 def test_missing_spacy_model_fails_clearly_instead_of_downloading(monkeypatch: pytest.MonkeyPatch) -> None:
     import spacy
 
-    from ingest.offline import OfflineModelMissing, ensure_offline_nlp
+    from ingest.runtime.spacy_model import OfflineModelMissing, ensure_offline_nlp
 
     ensure_offline_nlp()
     from unstructured.nlp import tokenize

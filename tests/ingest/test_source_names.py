@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from ingest.source_names import path_of_source, source_name, storable
 
-# One path component's bytes: anything but "/" and NUL, and no literal backslash (the one
-# ambiguity, documented in the module, is a valid name that itself spells "\xHH").
-component = st.binary(min_size=1, max_size=40).map(lambda b: b.replace(b"/", b"_").replace(b"\0", b"_").replace(b"\\", b"_"))
+# One file name's bytes: anything but "/" and NUL, and no literal backslash (the one
+# ambiguity, documented in the module, is a valid name that itself spells "\xHH"). "." and ".."
+# name folders, never a file (and a path ending in one normalises away).
+component = st.binary(min_size=1, max_size=40).map(lambda b: b.replace(b"/", b"_").replace(b"\0", b"_").replace(b"\\", b"_")) \
+    .filter(lambda b: b not in (b".", b".."))
 
 
 @given(component)

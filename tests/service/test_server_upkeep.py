@@ -6,7 +6,8 @@ import os
 import threading
 import time
 
-from service.server import IndexFollower, remove_stale_spool
+from service.follower import IndexFollower
+from service.server import remove_stale_spool
 
 
 class FlakyGroundwork:

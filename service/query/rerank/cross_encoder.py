@@ -1,64 +1,20 @@
-"""Cross-encoder reranking with sentence-transformers, strictly from local files.
+"""Cross-encoder reranking on torch with sentence-transformers, strictly from local files.
 
-Models are never downloaded at run time: the model must be a local directory or already sit
-in the Hugging Face cache. The cache is checked with a file lookup before anything is loaded,
-so a missing model is reported at once instead of after network timeouts.
+The model is found by ``ingest.runtime.resolve`` (a local directory or the Hugging Face cache,
+never downloaded) and loaded by ``ingest.runtime.load`` (fp16 on a GPU).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from service.query.rerank.base import RerankerUnavailable
+from ingest.runtime.device import pick_device
+from ingest.runtime.load import load_cross_encoder
+from ingest.runtime.resolve import RERANKER_MODEL, resolve_model
 
 DEFAULT_BATCH_SIZE = 32
-
-
-def resolve_model_dir(model: str) -> Path:
-    """The local directory holding ``model`` (a path, or a repo id in the local HF cache)."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise RerankerUnavailable(f"{str(path)!r} has no config.json; it is not a model directory")
-        return path
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # effective when huggingface_hub is not imported yet
-    from huggingface_hub import constants, try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError
-
-    try:
-        cached = try_to_load_from_cache(model, "config.json")
-    except HFValidationError:
-        raise RerankerUnavailable(
-            f"{model!r} is neither a local model directory nor a Hugging Face model id"
-        ) from None
-    if not isinstance(cached, str):
-        raise RerankerUnavailable(
-            f"model {model!r} is not a local directory and is not in the Hugging Face cache "
-            f"({constants.HF_HUB_CACHE}); models are never downloaded at run time, so copy it "
-            "there or set GROUNDWORK_RERANKER_MODEL to a local path"
-        )
-    return Path(cached).parent
-
-
-def load_cross_encoder(model: str, directory: Path, device: str):
-    """sentence-transformers' ``CrossEncoder`` from local files only, in eval mode."""
-    from sentence_transformers import CrossEncoder
-
-    try:
-        encoder = CrossEncoder(str(directory), device=device, local_files_only=True)
-    except OSError as error:
-        raise RerankerUnavailable(f"cannot load {model!r} from {directory}: {error}") from error
-    return encoder.eval()
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class CrossEncoderReranker:
@@ -71,10 +27,8 @@ class CrossEncoderReranker:
 
     @classmethod
     def load(cls, model: str, *, device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> CrossEncoderReranker:
-        device = device or default_device()
-        encoder = load_cross_encoder(model, resolve_model_dir(model), device)
-        if device.startswith("cuda"):
-            encoder.half()
+        directory = resolve_model(model, RERANKER_MODEL)
+        encoder = load_cross_encoder(directory, pick_device(device, "torch"))
         return cls(encoder, name=f"cross-encoder:{model}", batch_size=batch_size)
 
     @property

@@ -3,7 +3,8 @@
 Tokenization, truncation and the model's score activation stay those of sentence-transformers'
 ``CrossEncoder``, so a score means what it means on the torch path; only the forward pass is
 exported. The export is made once per model fingerprint from local files (no optimum, no
-network), checked against torch before it is trusted, and kept in the model cache.
+network), checked against torch before it is trusted, and kept in the export cache
+(``ingest.runtime``, as the embedder's are).
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ingest.embedder import fingerprint_model_dir
-from ingest.export_cache import cached_export
-from ingest.openvino_runtime import OpenVinoRequest
+from ingest.runtime.export_cache import cached_export, export_dir
+from ingest.runtime.load import load_cross_encoder
+from ingest.runtime.openvino import OpenVinoRequest, convert_from_torch, save_graph
+from ingest.runtime.resolve import RERANKER_MODEL, resolve_model
 from service.query.rerank.base import RerankerUnavailable
-from service.query.rerank.cross_encoder import DEFAULT_BATCH_SIZE, load_cross_encoder, resolve_model_dir
+from service.query.rerank.cross_encoder import DEFAULT_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,6 @@ def _run(request: OpenVinoRequest, features: dict[str, np.ndarray]) -> np.ndarra
 
 
 def _export(encoder: Any, staging: Path) -> None:
-    import openvino as ov
     import torch
 
     features = _pairs_features(encoder, _PROBE_PAIRS)  # padded: the mask must be traced in
@@ -77,11 +77,7 @@ def _export(encoder: Any, staging: Path) -> None:
             extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
             return self.inner(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")
-        converted = ov.convert_model(Logits(hf_model).eval(), example_input=example)
-    hf_model.eval()
-    ov.save_model(converted, str(staging / "model.xml"), compress_to_fp16=False)
+    save_graph(convert_from_torch(Logits(hf_model).eval(), example), staging / "model.xml")
 
     with torch.inference_mode():
         reference = hf_model(**example).logits.float().numpy()
@@ -109,10 +105,10 @@ class OpenVinoCrossEncoderReranker:
 
     @classmethod
     def load(cls, model: str, *, cache_dir: Path, batch_size: int = DEFAULT_BATCH_SIZE, threads: int = 0) -> OpenVinoCrossEncoderReranker:
-        directory = resolve_model_dir(model)
-        encoder = load_cross_encoder(model, directory, "cpu")
+        directory = resolve_model(model, RERANKER_MODEL)
+        encoder = load_cross_encoder(directory, "cpu")
         try:
-            target = Path(cache_dir) / fingerprint_model_dir(directory) / "reranker-openvino"
+            target = export_dir(cache_dir, directory, "reranker-openvino")
 
             def build(staging: Path) -> None:
                 log.info("exporting reranker %s to %s (one time)", model, target)

@@ -6,24 +6,18 @@ a status line the service can show (``ok: ...``, ``disabled``, ``unavailable: <r
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
+from index.errors import ModelUnavailable
 from index.settings import Settings
-from service.query.rerank.base import Reranker, RerankerUnavailable
+from ingest.runtime.device import pick_backend, pick_device
+from ingest.runtime.export_cache import cache_root
+from ingest.runtime.resolve import RERANKER_MODEL, resolve_model
+from service.query.rerank.base import Reranker
 
 log = logging.getLogger(__name__)
 
 LEXICAL_MODEL = "lexical"  # reranker_model value that selects the model-free token-overlap reranker
-
-
-def reranker_backend(requested: str, device: str) -> str:
-    """OpenVINO runs on the CPU only; ``auto`` takes it there when it is installed."""
-    if requested != "auto":
-        return requested
-    if device.startswith("cuda") or importlib.util.find_spec("openvino") is None:
-        return "torch"
-    return "openvino"
 
 
 def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
@@ -36,20 +30,19 @@ def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
 
         reranker: Reranker = LexicalReranker()
         return reranker, f"ok: {reranker.name}"
-    from service.query.rerank.cross_encoder import CrossEncoderReranker, default_device, resolve_model_dir
-
     try:
-        resolve_model_dir(model)  # a missing model is reported before torch is even imported
-        # The reranker shares the embedder's device preference: both default to CUDA when present.
-        device = settings.embedding_device or default_device()
-        if reranker_backend(settings.reranker_backend, device) == "openvino":
+        resolve_model(model, RERANKER_MODEL)  # a missing model is reported before torch is even imported
+        # The reranker shares the embedder's device setting: both default to CUDA when present.
+        device = pick_device(settings.embedding_device)
+        if pick_backend(settings.reranker_backend, device) == "openvino":
             from service.query.rerank.cross_encoder_openvino import OpenVinoCrossEncoderReranker
 
-            reranker = OpenVinoCrossEncoderReranker.load(model, cache_dir=settings.model_cache_dir or settings.data_dir / "models",
-                                                         threads=settings.reranker_threads)
+            reranker = OpenVinoCrossEncoderReranker.load(model, cache_dir=cache_root(settings), threads=settings.reranker_threads)
         else:
+            from service.query.rerank.cross_encoder import CrossEncoderReranker
+
             reranker = CrossEncoderReranker.load(model, device=device)
-    except RerankerUnavailable as error:
+    except ModelUnavailable as error:
         log.warning("reranker unavailable: %s", error)
         return None, f"unavailable: {error}"
     except Exception as error:  # a broken model directory must not take search down

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,6 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from index.models import IngestJob, JobStatus
 
 # --- helpers ---------------------------------------------------------------------------------------
 
@@ -360,8 +358,7 @@ def test_ingest_jobs_disabled_without_roots(fresh):
 
 def test_interrupted_jobs_are_requeued_on_start(tmp_path):
     """A job left 'running' by a dead process is resumed by the next server."""
-    from sqlmodel import Session
-
+    from index.job_store import job_owner
     from tests.service.conftest import launch
 
     share = tmp_path / "srv" / "share"
@@ -371,10 +368,10 @@ def test_interrupted_jobs_are_requeued_on_start(tmp_path):
     first.stop()
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     dead_pid = int(finished.stdout)
-    with Session(first.groundwork.engine) as session, session.begin():
-        session.add(IngestJob(id="orphan1", status=JobStatus.running, owner=f"{socket.gethostname()}:{dead_pid}",
-                              params={"paths": [str(share / "note.txt")], "collection": "default", "groups": [], "sync": False,
-                                      "submitted_via": "http", "submitted_by": "admin"}))
+    jobs = first.groundwork.store.jobs
+    jobs.create({"paths": [str(share / "note.txt")], "collection": "default", "groups": [], "sync": False,
+                 "submitted_via": "http", "submitted_by": "admin"}, "orphan1")
+    jobs.start("orphan1", job_owner(pid=dead_pid))
     from service.http.app import create_app
     from tests.service.conftest import start_server
 
@@ -563,7 +560,7 @@ def test_errors_from_below_answer_with_their_family_status(fresh, monkeypatch):
     detail in the message; the database one says when to retry."""
     from index.errors import StorageUnavailable
     from index.vectors import IndexCorrupt
-    from ingest.model_paths import ModelNotAvailable
+    from ingest.runtime.resolve import ModelNotAvailable
 
     server = fresh()
     gw = server.groundwork

@@ -114,22 +114,6 @@ def test_openvino_cross_encoder_agrees_with_torch(tiny_cross_encoder_dir: Path, 
     np.testing.assert_array_equal(again.rerank(QUERY, TEXTS), exported.rerank(QUERY, TEXTS))
 
 
-@pytest.mark.parametrize(
-    ("requested", "device", "openvino_installed", "expected"),
-    [("auto", "cpu", True, "openvino"), ("auto", "cpu", False, "torch"), ("auto", "cuda", True, "torch"),
-     ("torch", "cpu", True, "torch"), ("openvino", "cuda:0", True, "openvino")],
-)
-def test_reranker_backend_choice(monkeypatch, requested, device, openvino_installed, expected) -> None:
-    import importlib.util
-
-    from service.query.rerank import factory
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: (object() if openvino_installed else None) if name == "openvino" else real(name, *a))
-    assert factory.reranker_backend(requested, device) == expected
-
-
 def test_lexical_prefers_passages_sharing_the_query_terms() -> None:
     scores = LexicalReranker().rerank(QUERY, TEXTS)
     assert int(np.argmax(scores)) == 0

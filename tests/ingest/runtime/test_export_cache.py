@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.export_cache import cached_export
+from ingest.runtime.export_cache import cached_export
 
 
 def complete(directory: Path) -> bool:

@@ -1,4 +1,5 @@
-"""Model resolution is offline: packaged model, local directory or HF cache, else a clear error.
+"""Model resolution is offline, for every model kind: packaged model, local directory or HF
+cache, else a clear error at once.
 
 The subprocess tests run with ``socket.socket.connect`` patched to record and refuse every
 connection, so "offline" is proven by a count of zero attempts, not by the absence of a hang.
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.model_paths import ModelNotAvailable, force_offline, resolve_model
+from ingest.runtime.offline import set_offline_environment
+from ingest.runtime.resolve import EMBEDDING_MODEL, RERANKER_MODEL, ModelNotAvailable, resolve_model
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 _OFFLINE_SCRIPT = textwrap.dedent(
     """
@@ -29,13 +31,16 @@ _OFFLINE_SCRIPT = textwrap.dedent(
     socket.socket.connect = refuse
     socket.socket.connect_ex = refuse
     sys.path.insert(0, sys.argv[1])
-    from ingest.model_paths import ModelNotAvailable, resolve_model
+    from ingest.runtime.resolve import RERANKER_MODEL, ModelNotAvailable, resolve_model
     report = {}
-    try:
-        resolve_model("no-such-org/no-such-model-anywhere")
-        report["unknown"] = "resolved"
-    except ModelNotAvailable as exc:
-        report["unknown"] = str(exc)
+    for key, kind in (("unknown", None), ("unknown_reranker", RERANKER_MODEL)):
+        try:
+            resolve_model("no-such-org/no-such-model-anywhere", *([kind] if kind else []))
+            report[key] = "resolved"
+        except ModelNotAvailable as exc:
+            report[key] = str(exc)
+    import os
+    report["environment"] = {name: os.environ.get(name) for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     from ingest.embedder_st import SentenceTransformerEmbedder
     embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2", device="cpu")
     vectors = embedder.embed_documents(["offline embedding works", "second text"])
@@ -60,9 +65,15 @@ def offline_run() -> dict:
 
 def test_unknown_model_fails_offline_with_clear_message(offline_run):
     message = offline_run["unknown"]
-    assert "not available offline" in message
+    assert "not available offline" in message and "never downloaded" in message
     assert "GROUNDWORK_EMBEDDING_MODEL" in message
+    assert "GROUNDWORK_RERANKER_MODEL" in offline_run["unknown_reranker"]
     assert offline_run["attempts"] == []
+
+
+def test_resolving_sets_the_offline_environment_in_a_fresh_process(offline_run):
+    """The child starts with no HF_* variables: the resolver itself switches the libraries off the network."""
+    assert offline_run["environment"] == {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 def test_default_model_loads_and_embeds_without_network(offline_run):
@@ -83,8 +94,31 @@ def test_local_directory_resolves_to_itself(tmp_path):
 
 
 def test_directory_without_model_files_is_refused(tmp_path):
-    with pytest.raises(ModelNotAvailable, match="holds no model"):
+    with pytest.raises(ModelNotAvailable, match="holds no embedding model"):
         resolve_model(str(tmp_path))
+    with pytest.raises(ModelNotAvailable, match="no config.json"):
+        resolve_model(str(tmp_path), RERANKER_MODEL)
+
+
+def test_a_reranker_directory_needs_config_json(tmp_path):
+    """A sentence-transformers folder without config.json is an embedder's, not a cross-encoder's."""
+    (tmp_path / "modules.json").write_text("[]")
+    assert resolve_model(str(tmp_path), EMBEDDING_MODEL) == tmp_path.resolve()
+    with pytest.raises(ModelNotAvailable, match="no config.json"):
+        resolve_model(str(tmp_path), RERANKER_MODEL)
+
+
+def test_a_missing_path_is_reported_as_one(tmp_path):
+    with pytest.raises(ModelNotAvailable, match="is not a local directory"):
+        resolve_model(str(tmp_path / "nowhere" / "model"), RERANKER_MODEL)
+
+
+def test_the_packaged_default_is_only_an_embedding_model(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelNotAvailable, match="reranker model 'all-MiniLM-L6-v2'"):
+        resolve_model("all-MiniLM-L6-v2", RERANKER_MODEL)
 
 
 def test_unknown_name_raises(tmp_path, monkeypatch):
@@ -121,15 +155,31 @@ def test_bare_name_is_looked_up_under_sentence_transformers(tmp_path, monkeypatc
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
 
     assert resolve_model("tiny-encoder") == snapshot
+    with pytest.raises(ModelNotAvailable):  # a reranker's bare name is a repository id as given
+        resolve_model("tiny-encoder", RERANKER_MODEL)
 
 
-def test_force_offline_sets_flags(monkeypatch):
+def test_a_cross_encoder_in_the_cache_is_found(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    snapshot = tmp_path / "models--cross-encoder--tiny-ranker" / "snapshots" / ("2" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("2" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+
+    assert resolve_model("cross-encoder/tiny-ranker", RERANKER_MODEL) == snapshot
+
+
+def test_set_offline_environment_sets_flags(monkeypatch):
+    import huggingface_hub.constants
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "SCARF_NO_ANALYTICS", "DO_NOT_TRACK"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    force_offline()
+    set_offline_environment()
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    assert os.environ["SCARF_NO_ANALYTICS"] == "true" and os.environ["DO_NOT_TRACK"] == "true"
     assert huggingface_hub.constants.HF_HUB_OFFLINE is True

@@ -1,5 +1,8 @@
 """Exported model graphs, built once per source fingerprint and published atomically.
 
+An export lives in ``<cache>/<fingerprint of the source model's files>/<variant>``: new
+weights get a new folder, and a recipe change is caught by each exporter's ``complete`` check.
+
 Several processes (the service, an ingest job, a test run) may start at once on a cold cache;
 each builds into its own staging folder beside the target and renames it into place, so a
 reader only ever sees a complete export, and a crash mid-export leaves nothing it would trust.
@@ -12,6 +15,22 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ingest.runtime.fingerprint import fingerprint_model_dir
+
+if TYPE_CHECKING:
+    from index.settings import Settings
+
+
+def cache_root(settings: Settings) -> Path:
+    """Where exports are kept: ``model_cache_dir``, else ``<data_dir>/models``."""
+    return settings.model_cache_dir or settings.data_dir / "models"
+
+
+def export_dir(cache: Path, model_dir: Path, variant: str) -> Path:
+    """The folder for ``variant`` (say ``openvino-int8``) of the model in ``model_dir``."""
+    return Path(cache) / fingerprint_model_dir(model_dir) / variant
 
 
 def cached_export(target: Path, build: Callable[[Path], None], complete: Callable[[Path], bool]) -> Path:

