@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from service.engine import Groundwork
 from service.query.types import Principal, Query
