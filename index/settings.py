@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL. Default: SQLite (WAL) inside data_dir. Postgres: postgresql+psycopg://...")
     database_check_interval_s: float = Field(300.0, ge=0, description="How old a database integrity check (SQLite PRAGMA quick_check; Postgres amcheck where installed) may be before an ingest job or the server's background check runs it again; every CLI ingest checks once at its start, `verify` always. The check reads the whole database: 0.2-0.3 s for a SciFact-size one (64 MB, bench/integrity.py). 0 checks at every job.")
 
+    snapshot_dir: Path | None = Field(None, description="Where `POST /v1/snapshots` writes snapshots (one folder each). Default: <data_dir>/snapshots; point it at another disk, since a snapshot on the disk it protects is lost with it. The CLI (`groundwork snapshot create DIR`) writes wherever it is told.")
+    snapshot_copy_attempts: int = Field(5, ge=1, description="A snapshot copies each index's files as its manifest names them, then checks every copied byte against the manifest; a commit landing between reading the manifest and opening the files (a window of milliseconds) is retried this many times, after which the snapshot holds the database alone and a restore rebuilds the indexes from it.")
+    postgres_bin_dir: Path | None = Field(None, description="Folder holding pg_dump and pg_restore, used by snapshots of a PostgreSQL database. Default: the PATH, then the newest /usr/lib/postgresql/*/bin. pg_dump must be at least the server's major version.")
+
     # --- parsing -------------------------------------------------------------------------
     max_file_bytes: int = Field(100 * 1024 * 1024, description="Files larger than this fail with reason too_large.")
     parse_timeout_s: float = Field(120.0, description="A file whose parse runs longer fails with reason timeout; its worker is killed.")

@@ -305,6 +305,19 @@ class ReindexStatus(Struct, kw_only=True):
     error: str | None = None
 
 
+class SnapshotRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(max_length=100, description="Folder name under the snapshot directory (letters, digits, '.', '_', '-'); empty: the UTC time.")] = ""
+
+
+class SnapshotOut(Struct, kw_only=True):
+    path: str
+    created_at: str
+    database: Annotated[dict[str, Any], Meta(description="kind, file, position (change-log position of the copy), schema_version, integrity.")]
+    indexes: Annotated[dict[str, Any], Meta(description="version, vectors_position, keyword_position (at or before the database's), model, skipped.")]
+    files: int
+    bytes: int
+
+
 class KeyCreateRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     role: Literal["reader", "writer", "admin"]
     groups: Annotated[list[str], Meta(description='Access groups; "*" sees every document.')] = []

@@ -23,6 +23,8 @@ from service.http.api_models import (
     KeyOut,
     ReindexRequest,
     ReindexStatus,
+    SnapshotOut,
+    SnapshotRequest,
     check_groups,
     check_name,
     key_out,
@@ -85,6 +87,19 @@ async def reindex_status(svc: NamedDependency[Services]) -> ReindexStatus:
     return ReindexStatus(**asdict(svc.groundwork.reindexer.state()))
 
 
+@post("/snapshots", status_code=201, sync_to_thread=True, opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"],
+      summary="Write a consistent snapshot (database, live index version, uploads) under the snapshot directory",
+      description="Searches and ingestion go on meanwhile. The response comes when the snapshot is complete; restore it with "
+                  "`groundwork snapshot restore DIR` into an empty data directory.")
+def create_snapshot(svc: NamedDependency[Services], data: JSONBody[SnapshotRequest | None] = None) -> SnapshotOut:
+    from service.snapshots import snapshot_folder, take_snapshot
+
+    target = snapshot_folder(svc.settings, data.name if data else None)
+    if _exists(target):
+        raise ApiError(409, "snapshot_exists", f"a snapshot named {target.name!r} already exists")
+    return SnapshotOut(**take_snapshot(svc.settings, target))
+
+
 @post("/keys", status_code=201, sync_to_thread=True, opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"], summary="Create an API key (shown once)")
 def create_key(svc: NamedDependency[Services], data: Annotated[KeyCreateRequest, Body(examples=[Example(summary="HR reader", value={"role": "reader", "groups": ["hr"], "name": "hr-portal"})])]) -> KeyCreated:
     groups = [g for g in data.groups if g != auth.ALL_ACCESS_GROUP]
@@ -105,4 +120,4 @@ def revoke_key(svc: NamedDependency[Services], key_id: FromPath[str]) -> None:
     svc.verified_keys.clear()  # revoked here: refused from the next request on
 
 
-ROUTES = [create_ingest_job, get_ingest_job, start_reindex, reindex_status, create_key, list_keys, revoke_key]
+ROUTES = [create_ingest_job, get_ingest_job, start_reindex, reindex_status, create_snapshot, create_key, list_keys, revoke_key]
