@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("reindex", help="rebuild the indexes from stored embeddings into a new version and switch atomically")
     p.add_argument("--reembed", action="store_true", help="re-embed every chunk with the configured model first")
+    p.add_argument("--gate", type=Path, metavar="BEIR_DIR",
+                   help="switch only if nDCG@10 on these labelled queries (loaded by `eval --beir BEIR_DIR`) does not drop; exit 1 if refused")
+    p.add_argument("--split", default="test", help="qrels split of the gate (qrels/<split>.tsv)")
+    p.add_argument("--max-drop", type=float, default=None, help="nDCG@10 the new version may lose (default: reindex_gate_max_drop, 0.01)")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("snapshot", help="consistent snapshots of the database and indexes, taken while the service runs; restore")
     ssub = p.add_subparsers(dest="action", required=True)
@@ -371,13 +376,44 @@ def cmd_verify(args, settings) -> int:
 
 
 def cmd_reindex(args, settings) -> int:
+    if args.gate is None:
+        if args.max_drop is not None:
+            print("groundwork: --max-drop needs --gate", file=sys.stderr)
+            return EXIT_USAGE
+        gw = _app(settings)
+        try:
+            version = gw.reindex(reembed=args.reembed)
+            _print_json({"version": version}) if args.json else print(f"switched to index version {version}")
+            return EXIT_OK
+        finally:
+            gw.close()
+    from service.quality_gate import GateRefused, QualityGate
+
+    max_drop = settings.reindex_gate_max_drop if args.max_drop is None else args.max_drop
     gw = _app(settings)
     try:
-        version = gw.reindex(reembed=args.reembed)
-        print(f"switched to index version {version}")
+        try:
+            result = gw.reindex_gated(QualityGate(args.gate, args.split, max_drop), reembed=args.reembed)
+        except GateRefused as refused:  # the live version keeps serving, the database is unchanged
+            if args.json:
+                _print_json({"version": None, "gate": refused.gate})
+            else:
+                print(refused.outcome.describe())
+                print(f"kept index version {gw.indexes.version}; the database's embeddings are unchanged")
+            return EXIT_PROBLEM
+        if args.json:
+            _print_json({"version": result.version, "gate": result.gate})
+        else:
+            print(f"quality gate: {_gate_line(result.gate)}")
+            print(f"switched to index version {result.version}")
         return EXIT_OK
     finally:
         gw.close()
+
+
+def _gate_line(gate: dict) -> str:
+    return (f"nDCG@10 on {gate['queries']} labelled queries: live {gate['live_ndcg']:.4f} ({gate['live_model']}), "
+            f"new {gate['new_ndcg']:.4f} ({gate['new_model']}), change {-gate['drop']:+.4f} (allowed -{gate['max_drop']:.4f})")
 
 
 def cmd_snapshot(args, settings) -> int:

@@ -73,11 +73,21 @@ def get_ingest_job(svc: NamedDependency[Services], caller: NamedDependency[auth.
                   started_at=job.started_at, finished_at=job.finished_at, updated_at=job.updated_at)
 
 
-@post("/reindex", status_code=202, opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"],
-      summary="Rebuild the indexes into a new version and switch atomically (searches continue)")
-async def start_reindex(svc: NamedDependency[Services], data: JSONBody[ReindexRequest | None] = None) -> ReindexStatus:
+@post("/reindex", status_code=202, sync_to_thread=True, opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"],
+      summary="Rebuild the indexes into a new version and switch atomically (searches continue), behind a quality gate if asked")
+def start_reindex(svc: NamedDependency[Services], data: JSONBody[ReindexRequest | None] = None) -> ReindexStatus:
     reindexer = svc.groundwork.reindexer
-    if not reindexer.start(reembed=bool(data and data.reembed)):
+    gate = None
+    if data is not None and data.gate is not None:
+        from service.quality_gate import QualityGate, load_gate_queries
+
+        folder = check_paths([data.gate], svc.settings.ingest_roots)[0]  # PathNotAllowed: 403
+        max_drop = svc.settings.reindex_gate_max_drop if data.max_drop is None else data.max_drop
+        gate = QualityGate(folder, data.split, max_drop)
+        load_gate_queries(gate, svc.groundwork.store)  # an unusable gate is a 400 now, not a failed job later
+    elif data is not None and data.max_drop is not None:
+        raise ApiError(400, "invalid_request", "max_drop needs a gate")
+    if not reindexer.start(reembed=bool(data and data.reembed), gate=gate):
         raise ApiError(409, "reindex_running", "a reindex is already running")
     return ReindexStatus(**asdict(reindexer.state()))
 
