@@ -152,16 +152,19 @@ def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
 def embedding_text(title: str | None, heading_path: Sequence[str], context: str, text: str, tokens: TokenCounter, prefix_budget: int) -> str:
     """The chunk as the embedder sees it: a bounded prefix saying where it sits, then its text.
 
-    The prefix is cut to ``prefix_budget`` tokens so prefix + chunk never exceeds the model's
-    sequence length (the chunker budgets the chunk itself): nothing is truncated silently.
+    The title and heading path are cut to ``prefix_budget`` tokens so that prefix + chunk never
+    exceeds the model's sequence length: nothing is truncated silently. A split table's
+    ``context`` (its caption and header) comes after them whole, because the chunker already
+    held its tokens back from the chunk.
     """
-    prefix = "\n".join(p for p in (title or "", " > ".join(heading_path), context) if p)
-    if not prefix or prefix_budget <= 0:
-        return text
-    spans = tokens.token_spans(prefix)
-    if len(spans) > prefix_budget:
-        prefix = prefix[: spans[prefix_budget - 1][1]]
-    return f"{prefix}\n{text}"
+    prefix = "\n".join(p for p in (title or "", " > ".join(heading_path)) if p)
+    if prefix and prefix_budget > 0:
+        spans = tokens.token_spans(prefix)
+        if len(spans) > prefix_budget:
+            prefix = prefix[: spans[prefix_budget - 1][1]]
+    else:
+        prefix = ""
+    return "\n".join(p for p in (prefix, context, text) if p)
 
 
 def chunk_budget(settings: Settings, embedder: Embedder) -> int:
