@@ -381,12 +381,12 @@ class Groundwork:
         prefix_budget = self.settings.chunk_prefix_tokens
         with Session(self.engine) as session:
             rows = session.execute(
-                select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text)
+                select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Document.context)
                 .join(Document, Document.id == Chunk.document_id).order_by(Chunk.id)
             ).all()
         for start in range(0, len(rows), batch):
-            yield [(cid, doc_id, embedding_text(title, heading_path or [], context, text, self.tokens, prefix_budget))
-                   for cid, doc_id, title, heading_path, context, text in rows[start : start + batch]]
+            yield [(cid, doc_id, embedding_text(title, heading_path or [], context, text, self.tokens, prefix_budget, document_context))
+                   for cid, doc_id, title, heading_path, context, text, document_context in rows[start : start + batch]]
 
     def _reembed(self, progress: bool | None = None) -> None:
         """New vectors for every chunk with the configured model; chunk ids stay the same."""
