@@ -97,6 +97,7 @@ _LIST_MARKER = re.compile(r"(?:[-*\u2022\u2023\u25e6\u2013>]+|\(?\d{1,3}[.)]|\(?
 _LINE = re.compile(r"[^\n]*\n?")
 _QUOTE_PREFIX = re.compile(r"[ \t]*(?:>[ \t]?)+")  # e-mail quoting: "> > text"
 _BREAKING_LINE_START = re.compile(r"\s*(?:[-*\u2022\u2023\u25e6|#]|\(?\d{1,3}[.)]\s|[A-Z][\w ]{0,40}:\s)")
+_TABLE_CELL_SEPARATOR = " | "
 _SOFT_WRAP_MIN_CHARS = 60  # a shorter line ending without punctuation is a line of its own
 
 
@@ -126,6 +127,8 @@ def _continues(previous: str, line: str) -> bool:
         return False
     if "\t" in line or "\t" in previous or previous_body.lstrip().startswith("|"):
         return False
+    if _TABLE_CELL_SEPARATOR in previous_body or _TABLE_CELL_SEPARATOR in body:
+        return False  # a table row (ingest.tables renders "label | header: value"): quoted whole
     if _BREAKING_LINE_START.match(body) or previous_body.endswith((".", "!", "?", ":", ";", "|")):
         return False
     return len(previous_body.strip()) >= _SOFT_WRAP_MIN_CHARS or body[0].islower()

@@ -245,3 +245,18 @@ def test_refusals_are_recognized(text: str) -> None:
 def test_an_answer_is_not_a_refusal() -> None:
     assert not is_refusal("Employees accrue 25 days [1].")
     assert not is_refusal("The knowledge base does not contain an answer to this question, but 25 days [1].")
+
+
+def test_table_rows_are_sentences_of_their_own():
+    """A rendered table row keeps its label, period header and figure in one quotable sentence."""
+    from service.query.citations import sentences
+
+    table = (
+        "CONDENSED STATEMENTS OF INCOME (In millions)\n"
+        " | Three Months Ended July 30, 2023 | Three Months Ended July 31, 2022\n"
+        "Total net sales | Three Months Ended July 30, 2023: 13,507 | Three Months Ended July 31, 2022: 6,704\n"
+        "Cost of sales | Three Months Ended July 30, 2023: 4,045 | Three Months Ended July 31, 2022: 3,789\n"
+    )
+    found = sentences(table)
+    assert "Total net sales | Three Months Ended July 30, 2023: 13,507 | Three Months Ended July 31, 2022: 6,704" in found
+    assert "Cost of sales | Three Months Ended July 30, 2023: 4,045 | Three Months Ended July 31, 2022: 3,789" in found
