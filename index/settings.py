@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL. Default: SQLite (WAL) inside data_dir. Postgres: postgresql+psycopg://...")
     database_check_interval_s: float = Field(300.0, ge=0, description="How old a database integrity check (SQLite PRAGMA quick_check; Postgres amcheck where installed) may be before an ingest job or the server's background check runs it again; every CLI ingest checks once at its start, `verify` always. The check reads the whole database: 0.2-0.3 s for a SciFact-size one (64 MB, bench/integrity.py). 0 checks at every job.")
 
+    snapshot_dir: Path | None = Field(None, description="Where `POST /v1/snapshots` writes snapshots (one folder each). Default: <data_dir>/snapshots; point it at another disk, since a snapshot on the disk it protects is lost with it. The CLI (`groundwork snapshot create DIR`) writes wherever it is told.")
+    snapshot_copy_attempts: int = Field(5, ge=1, description="A snapshot copies each index's files as its manifest names them, then checks every copied byte against the manifest; a commit landing between reading the manifest and opening the files (a window of milliseconds) is retried this many times, after which the snapshot holds the database alone and a restore rebuilds the indexes from it.")
+    postgres_bin_dir: Path | None = Field(None, description="Folder holding pg_dump and pg_restore, used by snapshots of a PostgreSQL database. Default: the PATH, then the newest /usr/lib/postgresql/*/bin. pg_dump must be at least the server's major version.")
+    reindex_gate_max_drop: float = Field(0.01, ge=0, description="`reindex --gate`: the most nDCG@10 (absolute, 0-1) the new version may lose against the live one on the admin's labelled queries before the switch is refused. Not measured: 0.01 is about the run-to-run spread of nDCG@10 between equivalent models on a few hundred queries (SciFact has 300), so a smaller allowance would refuse noise.")
+
     # --- parsing -------------------------------------------------------------------------
     max_file_bytes: int = Field(100 * 1024 * 1024, description="Files larger than this fail with reason too_large.")
     parse_timeout_s: float = Field(120.0, description="A file whose parse runs longer fails with reason timeout; its worker is killed.")
@@ -101,9 +106,9 @@ class Settings(BaseSettings):
     boilerplate_penalty: float = Field(0.0, ge=0, description="What a boilerplate chunk loses, on the scale of weighted fusion (0-2).")
     max_hits_per_document: int = Field(0, ge=0, description="Spread results over documents: one document takes at most this many places until every other document's results are placed (nothing is dropped). 0 leaves the ranking alone.")
     dedup_similarity: float = Field(0.98, description="Chunks whose embeddings are this similar are collapsed into one result.")
-    reranker_model: str = Field("cross-encoder/ms-marco-MiniLM-L-6-v2")
+    reranker_model: str = Field("", description="Cross-encoder that reorders the fused head: a local directory, a name in the local Hugging Face cache (never downloaded), or `lexical` (model-free token overlap). Empty (the default): no reranking, and health says so without counting it as a problem, because no trained cross-encoder installs offline with the service. A configured model that fails to load makes health `degraded`.")
     rerank_candidates: int = Field(30, ge=1)
-    reranker_enabled: bool = Field(True)
+    reranker_enabled: bool = Field(True, description="False turns reranking off even when reranker_model is set.")
     reranker_backend: Literal["auto", "torch", "openvino"] = Field("auto", description="auto: torch on a GPU (fp16); on a CPU the OpenVINO export when openvino is installed (measured 3.2x torch on 30 SciFact abstracts per query, rank correlation to torch 0.999; bench/rerank.py), else torch.")
     reranker_threads: int = Field(0, ge=0, description="OpenVINO reranker inference threads; 0 = every core.")
     rerank_timeout_s: float = Field(2.0, ge=0, description="A rerank that takes longer is abandoned: results come back fused, and provenance says so. 0 waits for ever.")
@@ -131,7 +136,7 @@ class Settings(BaseSettings):
     http_max_header_bytes: int = Field(32 * 1024, ge=1024, description="Largest request head (request line and all headers) accepted; a larger one gets 431 and the connection is closed. nginx's default buffers for a request head hold 32 KB (4 x 8 KB); an API key header needs under 100 bytes.")
     http_keep_alive_s: float = Field(5.0, gt=0, description="An idle keep-alive connection is closed after this many seconds (uvicorn's default).")
     max_k: int = 100
-    rate_limit_per_minute: int = Field(600, description="Per API key; 0 disables.")
+    rate_limit_per_minute: int = Field(36_000, ge=0, description="Requests per API key and minute (a token bucket: bursts up to this many); 0 disables; dev mode (auth off) is never limited. An internal app calls with one key on behalf of many users, so the default sits just above what one server serves: bench/load.py on 2 cores measured 315-354 req/s on SciFact and 528-573 req/s on the samples, so 600 req/s never throttles a single key below the service's own capacity, yet still bounds a runaway client. The former default (600 a minute) refused 62,269 of 63,069 requests of an 8-client load test.")
     unavailable_retry_after_s: int = Field(5, ge=1, description="Retry-After sent with a 503 when the database is unavailable. Not measured: a database restart or failover usually takes a few seconds, and clients should not hammer it meanwhile.")
     auth_cache_s: float = Field(5.0, ge=0, description="A verified API key is trusted this long without another database lookup. A key revoked through the serving process is refused at once; one revoked by the CLI or another server within this time. 0 checks the database on every request.")
     metrics_public: bool = Field(False, description="Serve /metrics without a key. Off by default: index sizes count every document, including those a given key may not see; Prometheus can send an admin key as a bearer token.")

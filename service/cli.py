@@ -85,6 +85,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("reindex", help="rebuild the indexes from stored embeddings into a new version and switch atomically")
     p.add_argument("--reembed", action="store_true", help="re-embed every chunk with the configured model first")
+    p.add_argument("--gate", type=Path, metavar="BEIR_DIR",
+                   help="switch only if nDCG@10 on these labelled queries (loaded by `eval --beir BEIR_DIR`) does not drop; exit 1 if refused")
+    p.add_argument("--split", default="test", help="qrels split of the gate (qrels/<split>.tsv)")
+    p.add_argument("--max-drop", type=float, default=None, help="nDCG@10 the new version may lose (default: reindex_gate_max_drop, 0.01)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("snapshot", help="consistent snapshots of the database and indexes, taken while the service runs; restore")
+    ssub = p.add_subparsers(dest="action", required=True)
+    s = ssub.add_parser("create", help="write a snapshot into DIR (a new or empty folder)")
+    s.add_argument("dir", type=Path)
+    s.add_argument("--json", action="store_true")
+    s = ssub.add_parser("restore", help="restore DIR into the (empty) data directory, then catch up and verify")
+    s.add_argument("dir", type=Path)
+    s.add_argument("--force", action="store_true", help="replace the database, indexes and uploads of a non-empty data directory")
+    s.add_argument("--json", action="store_true")
 
     p = sub.add_parser("eval", help="retrieval quality on a BEIR-format dataset")
     p.add_argument("--beir", type=Path, required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
@@ -373,13 +388,88 @@ def cmd_verify(args, settings) -> int:
 
 
 def cmd_reindex(args, settings) -> int:
+    if args.gate is None:
+        if args.max_drop is not None:
+            print("groundwork: --max-drop needs --gate", file=sys.stderr)
+            return EXIT_USAGE
+        gw = _app(settings)
+        try:
+            version = gw.reindex(reembed=args.reembed)
+            _print_json({"version": version}) if args.json else print(f"switched to index version {version}")
+            return EXIT_OK
+        finally:
+            gw.close()
+    from service.quality_gate import GateRefused, QualityGate
+
+    max_drop = settings.reindex_gate_max_drop if args.max_drop is None else args.max_drop
     gw = _app(settings)
     try:
-        version = gw.reindex(reembed=args.reembed)
-        print(f"switched to index version {version}")
+        try:
+            result = gw.reindex_gated(QualityGate(args.gate, args.split, max_drop), reembed=args.reembed)
+        except GateRefused as refused:  # the live version keeps serving, the database is unchanged
+            if args.json:
+                _print_json({"version": None, "gate": refused.gate})
+            else:
+                print(refused.outcome.describe())
+                print(f"kept index version {gw.indexes.version}; the database's embeddings are unchanged")
+            return EXIT_PROBLEM
+        if args.json:
+            _print_json({"version": result.version, "gate": result.gate})
+        else:
+            print(f"quality gate: {_gate_line(result.gate)}")
+            print(f"switched to index version {result.version}")
         return EXIT_OK
     finally:
         gw.close()
+
+
+def _gate_line(gate: dict) -> str:
+    return (f"nDCG@10 on {gate['queries']} labelled queries: live {gate['live_ndcg']:.4f} ({gate['live_model']}), "
+            f"new {gate['new_ndcg']:.4f} ({gate['new_model']}), change {-gate['drop']:+.4f} (allowed -{gate['max_drop']:.4f})")
+
+
+def cmd_snapshot(args, settings) -> int:
+    from index.snapshot import SnapshotCorrupt
+    from service.snapshots import restore_and_verify, take_snapshot
+
+    if args.action == "create":
+        summary = take_snapshot(settings, args.dir)
+        skipped = (summary["indexes"].get("skipped") or {})
+        if args.json:
+            _print_json(summary)
+        else:
+            database, indexes = summary["database"], summary["indexes"]
+            print(f"snapshot {summary['path']}: database ({database['kind']}) at change-log position {database['position']}; "
+                  f"index version {indexes.get('version')} (vectors at {indexes.get('vectors_position', '-')}, "
+                  f"keyword at {indexes.get('keyword_position', '-')}); {summary['files']} files, {summary['bytes']:,} bytes")
+            for name, reason in skipped.items():
+                print(f"  warning: {name} index not in the snapshot ({reason}); a restore rebuilds it from the database")
+        return EXIT_PROBLEM if skipped else EXIT_OK
+    try:
+        outcome = restore_and_verify(settings, args.dir, force=args.force)
+    except SnapshotCorrupt as exc:  # found damaged: nothing was restored
+        if args.json:
+            _print_json({"restored": None, "problems": exc.problems})
+        else:
+            print(f"NOT RESTORED: {exc}")
+            for problem in exc.problems:
+                print(f"  problem: {problem}")
+        return EXIT_PROBLEM
+    report = outcome["verify"]
+    if args.json:
+        _print_json(outcome)
+    else:
+        restored = outcome["restored"]
+        print(f"restored {restored['files']} files from {args.dir} (database at position {restored['database']['position']}, "
+              f"taken {restored['created_at']})")
+        print("verify: " + ("consistent" if report["consistent"] and not report.get("repaired") else "INCONSISTENT"))
+        for key in ("documents", "chunks", "vectors", "keyword_docs", "index_version", "position", "database_position"):
+            print(f"{key:>18}: {report.get(key)}")
+        for problem in report["problems"]:
+            print(f"  problem: {problem}")
+        for repair in report.get("repaired") or []:
+            print(f"  repaired: {repair}")
+    return EXIT_OK if report["consistent"] and not report.get("repaired") else EXIT_PROBLEM
 
 
 def cmd_eval(args, settings) -> int:
@@ -449,7 +539,7 @@ def cmd_keys(args, settings) -> int:
 
 COMMANDS = {
     "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "documents": cmd_documents, "stats": cmd_stats,
-    "verify": cmd_verify, "reindex": cmd_reindex, "eval": cmd_eval, "serve": cmd_serve, "keys": cmd_keys,
+    "verify": cmd_verify, "reindex": cmd_reindex, "snapshot": cmd_snapshot, "eval": cmd_eval, "serve": cmd_serve, "keys": cmd_keys,
 }
 
 

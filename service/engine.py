@@ -17,17 +17,22 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from index.atomic import read_json
 from index.catalog import Catalog
 from index.db import open_database
 from index.errors import IndexCorrupt
 from index.indexset import EmbeddingIdentity, IndexSet, IndexWriteFailed
 from index.settings import Settings
-from index.store import Store
+from index.store import Store, decode_vectors
+from index.vectors import IndexCorrupt as VectorIndexCorrupt
+from index.vectors import IndexMissing, VectorIndex, VectorParams
+from index.vectors import read_manifest as read_vector_manifest
 from ingest.embedder import Embedder
 from ingest.pipeline import IngestRunner, JobSummary, embedding_text
 from ingest.safe_open import OpenPolicy
@@ -36,6 +41,7 @@ from service.query.batching import QueryBatcher
 from service.query.generation.base import Generator
 from service.query.pipeline import QueryPipeline
 from service.query.retrieval import Retriever
+from service.quality_gate import GateOutcome, GateRefused, GateUnusable, QualityGate, load_gate_queries, measure
 from service.reindexer import Reindexer
 
 log = logging.getLogger(__name__)
@@ -56,13 +62,18 @@ class Groundwork:
         self._generator = None
         self._pipeline: QueryPipeline | None = None
         # Reindexing in the background (the HTTP API's); searches continue meanwhile.
-        self.reindexer = Reindexer(lambda reembed: self.reindex(reembed=reembed, progress=False))
+        self.reindexer = Reindexer(self._background_reindex)
         self._parser_pool = None
         self._parser_lock = threading.Lock()
         # True: every search first follows the change log (CLI, tests). The server turns it off
         # and follows from a background thread instead, keeping that work off the request path.
         self.auto_refresh = True
         self._follower = None
+
+    def _background_reindex(self, reembed: bool, gate: QualityGate | None = None) -> "int | GatedReindex":
+        if gate is None:
+            return self.reindex(reembed=reembed, progress=False)
+        return self.reindex_gated(gate, reembed=reembed)
 
     # --- models ---------------------------------------------------------------------------------
     @property
@@ -313,27 +324,117 @@ class Groundwork:
         indexes.identity = self.identity
         return indexes.rebuild()
 
+    def reindex_gated(self, gate: QualityGate, *, reembed: bool = False, live_embedder: Embedder | None = None) -> GatedReindex:
+        """``reindex`` behind a quality gate: build the new version's vectors aside, measure it
+        and the live version on the gate's labelled queries, and only if nDCG@10 did not drop by
+        more than ``gate.max_drop`` commit the new embeddings to the database and switch.
+
+        A refusal (``GateRefused``, carrying both figures) leaves everything as it was: the new
+        embeddings were only ever held in memory beside the live index (the database is written
+        in one transaction, after the gate passed), and the live version keeps serving. The live
+        version is measured with the model that built it: the configured one, ``live_embedder``,
+        or else the model its manifest names, loaded like the configured one."""
+        queries = load_gate_queries(gate, self.store)  # an unusable gate refuses before any work
+        live_model = self._live_embedder(live_embedder)
+        if live_model is None:
+            raise GateUnusable("there is no live index version to measure against yet; run `groundwork reindex` without the gate first")
+        if self._indexes is None:
+            with self._lock:
+                if self._indexes is None:  # opened with the model that built it, not the configured one
+                    self._indexes = IndexSet(self.settings, self.store, _identity_of(live_model), writer=self._index_writer).open()
+        self.refresh_indexes()
+        live_ndcg = measure(self.settings, self.store, self.indexes, live_model, queries)
+        embedder = self.embedder
+        ids, vectors, documents = self._embed_all() if reembed else self._stored_embeddings()
+        candidate = VectorIndex.create(embedder.dimension, model=embedder.model_name, model_fingerprint=embedder.fingerprint,
+                                       kind=self.settings.vector_index_kind, expected_size=len(ids),
+                                       params=VectorParams.from_settings(self.settings))
+        if len(ids):
+            candidate.add(ids, vectors)
+        # New vectors leave the keyword side as it is: the new version shares the live one's.
+        view = _IndexView(candidate, self.indexes.keyword, self.indexes.position)
+        outcome = GateOutcome(live_ndcg=live_ndcg, new_ndcg=measure(self.settings, self.store, view, embedder, queries),
+                              max_drop=gate.max_drop, queries=len(queries.qrels), live_model=live_model.model_name,
+                              new_model=embedder.model_name)
+        log.warning(outcome.describe()) if not outcome.passed else log.info(outcome.describe())
+        if not outcome.passed:
+            raise GateRefused(outcome)
+        if reembed:
+            # One transaction: the database never holds a mix of the two models' vectors.
+            self.store.replace_embeddings(list(zip(ids.tolist(), vectors)), embedder.fingerprint, sorted(documents))
+        indexes = self.indexes
+        indexes.identity = self.identity
+        return GatedReindex(indexes.rebuild(), outcome.to_json())
+
+    def _live_embedder(self, given: Embedder | None) -> Embedder | None:
+        """The model the live version was built with (None when there is no live version)."""
+        if self._indexes is not None:
+            live = self._indexes.identity
+        else:
+            root = self.settings.data_dir / "indexes"
+            try:
+                version = int(read_json(root / "CURRENT.json")["version"])
+                manifest = read_vector_manifest(root / f"v{version}" / "vectors")
+            except (OSError, KeyError, ValueError, TypeError, IndexMissing, IndexCorrupt, VectorIndexCorrupt):
+                return None  # none, or unreadable (opening the indexes rebuilds it)
+            live = EmbeddingIdentity(manifest.model, manifest.model_fingerprint, manifest.dim)
+        for candidate in (given, self.embedder):
+            if candidate is not None and candidate.fingerprint == live.fingerprint:
+                return candidate
+        from ingest.embedder_st import SentenceTransformerEmbedder
+
+        try:
+            loaded = SentenceTransformerEmbedder.from_settings(self.settings.model_copy(update={"embedding_model": live.model}))
+        except Exception as exc:
+            raise GateUnusable(f"the live version was built with {live.model!r}, which cannot be loaded to measure it "
+                               f"({type(exc).__name__}: {exc})") from exc
+        if loaded.fingerprint != live.fingerprint:
+            raise GateUnusable(f"the live version was built with {live.model!r} (fingerprint {live.fingerprint[:12]}), but that "
+                               f"model now loads as {loaded.fingerprint[:12]}: its own figures cannot be measured")
+        return loaded
+
+    def _embed_all(self) -> tuple[np.ndarray, np.ndarray, set[int]]:
+        """Every chunk's vector from the configured model, in memory (as the new vector index
+        holds them anyway), and the documents they belong to."""
+        ids: list[int] = []
+        parts: list[np.ndarray] = []
+        documents: set[int] = set()
+        for rows in self._embedding_texts():
+            parts.append(self.embedder.embed_documents([text for _, _, text in rows]))
+            ids.extend(cid for cid, _, _ in rows)
+            documents.update(doc for _, doc, _ in rows)
+        vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dimension), np.float32)
+        return np.asarray(ids, dtype=np.int64), vectors.astype(np.float32, copy=False), documents
+
+    def _stored_embeddings(self) -> tuple[np.ndarray, np.ndarray, set[int]]:
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        for rows in self.store.iter_chunks_for_index():
+            for chunk_id, _doc, _text, blob in rows:
+                if blob is not None:
+                    ids.append(chunk_id)
+                    blobs.append(blob)
+        return np.asarray(ids, dtype=np.int64), decode_vectors(blobs, self.embedder.dimension), set()
+
+    def _embedding_texts(self, batch: int = 512):
+        """Batches of (chunk id, document id, text to embed), every chunk in id order."""
+        prefix_budget = self.settings.chunk_prefix_tokens
+        rows: list[tuple[int, int, str]] = []
+        for cid, doc_id, title, heading_path, context, text, document_context in self.store.chunks_to_embed():
+            rows.append((cid, doc_id, embedding_text(title, heading_path or [], context, text, self.tokens, prefix_budget, document_context)))
+            if len(rows) >= batch:
+                yield rows
+                rows = []
+        if rows:
+            yield rows
+
     def _reembed(self, progress: bool | None = None) -> None:
         """New vectors for every chunk with the configured model; chunk ids stay the same."""
         fingerprint = self.embedder.fingerprint
-        batch: list[tuple[int, str]] = []
-        docs: set[int] = set()
-        prefix_budget = self.settings.chunk_prefix_tokens
-
-        def flush() -> None:
-            if not batch:
-                return
-            vectors = self.embedder.embed_documents([t for _, t in batch])
-            self.store.replace_embeddings([(cid, vectors[i]) for i, (cid, _) in enumerate(batch)], fingerprint, sorted(docs))
-            batch.clear()
-            docs.clear()
-
-        for cid, doc_id, title, heading_path, context, text, document_context in self.store.chunks_to_embed():
-            batch.append((cid, embedding_text(title, heading_path, context, text, self.tokens, prefix_budget, document_context)))
-            docs.add(doc_id)
-            if len(batch) >= 512:
-                flush()
-        flush()
+        for rows in self._embedding_texts():
+            vectors = self.embedder.embed_documents([text for _, _, text in rows])
+            self.store.replace_embeddings([(cid, vectors[i]) for i, (cid, _, _) in enumerate(rows)], fingerprint,
+                                          sorted({doc for _, doc, _ in rows}))
         # The old index's vectors are from another model: start the rebuild from scratch.
         if self._indexes is not None:
             self._indexes.identity = self.identity
@@ -352,6 +453,27 @@ class Groundwork:
         if isinstance(self._embedder, QueryBatcher):  # the server's: stop its batching thread
             self._embedder.close()
         self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class GatedReindex:
+    """A gated reindex that switched: the new version and the gate's figures."""
+
+    version: int
+    gate: dict
+
+
+@dataclass(frozen=True)
+class _IndexView:
+    """An index pair as a ``Retriever`` reads it: a version being measured, not yet live."""
+
+    vectors: VectorIndex
+    keyword: object
+    position: int
+
+
+def _identity_of(embedder: Embedder) -> EmbeddingIdentity:
+    return EmbeddingIdentity(embedder.model_name, embedder.fingerprint, embedder.dimension)
 
 
 class _BorrowedPool:

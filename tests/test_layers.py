@@ -46,6 +46,7 @@ RULES = [
     ("service.reindexer", ["service.http", "service.engine", "service.cli", "service.server"]),
     ("service.follower", ["service.http", "service.engine", "service.cli", "service.server"]),
     ("service.jobs", ["service.http", "service.engine", "service.cli", "service.server"]),
+    ("service.quality_gate", ["service.http", "service.engine", "service.cli", "service.server", "service.reindexer"]),
     ("service.auth", ["service.http", "service.engine", "service.cli", "service.server"]),
     ("service.http", ["service.cli", "service.server"]),
     ("service.query.rerank.base", ["service.query.rerank.cross_encoder", "service.query.rerank.cross_encoder_openvino",

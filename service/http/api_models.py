@@ -295,6 +295,9 @@ class JobOut(Struct, kw_only=True):
 
 class ReindexRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     reembed: Annotated[bool, Meta(description="Re-embed every chunk with the configured model first (slow).")] = False
+    gate: Annotated[str, Meta(max_length=4096, description="Quality gate: a server-side BEIR-format folder inside the ingest roots, its corpus loaded by `groundwork eval --beir`. The new version is switched to only if its nDCG@10 on these labelled queries did not drop by more than max_drop; the status says both figures either way.")] | None = None
+    split: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="qrels split of the gate (qrels/<split>.tsv).")] = "test"
+    max_drop: Annotated[float, Meta(ge=0, le=1, description="nDCG@10 the new version may lose; default: the reindex_gate_max_drop setting.")] | None = None
 
 
 class ReindexStatus(Struct, kw_only=True):
@@ -303,6 +306,20 @@ class ReindexStatus(Struct, kw_only=True):
     finished_at: datetime | None = None
     version: int | None = None
     error: str | None = None
+    gate: Annotated[dict[str, Any] | None, Meta(description="The quality gate's figures (live_ndcg, new_ndcg, drop, max_drop, passed, queries, models) when the last reindex had one.")] = None
+
+
+class SnapshotRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(max_length=100, description="Folder name under the snapshot directory (letters, digits, '.', '_', '-'); empty: the UTC time.")] = ""
+
+
+class SnapshotOut(Struct, kw_only=True):
+    path: str
+    created_at: str
+    database: Annotated[dict[str, Any], Meta(description="kind, file, position (change-log position of the copy), schema_version, integrity.")]
+    indexes: Annotated[dict[str, Any], Meta(description="version, vectors_position, keyword_position (at or before the database's), model, skipped.")]
+    files: int
+    bytes: int
 
 
 class KeyCreateRequest(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -182,7 +182,7 @@ class ServiceMetrics:
         self.stages = r.register(Histogram("groundwork_stage_duration_seconds", "Time per query stage (embed_query, dense, keyword, fusion, rerank, generate, ...).", ("stage",), STAGE_BUCKETS_S))
         self.ingest_files = r.register(Counter("groundwork_ingest_files_total", "Files processed by ingestion, by outcome.", ("status",)))
         self.ingest_jobs = r.register(Counter("groundwork_ingest_jobs_total", "Ingestion jobs finished, by final status.", ("status",)))
-        self.rate_limited = r.register(Counter("groundwork_rate_limited_total", "Requests refused by the per-key rate limit."))
+        self.rate_limited = r.register(Counter("groundwork_rate_limited_total", "Requests refused by the per-key rate limit (429), by key name (its prefix when it has none).", ("key",)))
         self.fallbacks = r.register(Counter("groundwork_fallbacks_total", "Degraded answers: a stage failed and a fallback served the request.", ("stage",)))
         self.index = r.register(Gauges("groundwork_index_size", "Index and store sizes (vectors, keyword_docs, documents, chunks).", ("kind",)))
         self.query_embedding = r.register(Gauges("groundwork_query_embedding_total", "Batched query embedding since start: model calls (batches) and queries; queries/batches is the mean batch size.", ("kind",)))

@@ -23,6 +23,8 @@ from service.http.api_models import (
     KeyOut,
     ReindexRequest,
     ReindexStatus,
+    SnapshotOut,
+    SnapshotRequest,
     check_groups,
     check_name,
     key_out,
@@ -71,11 +73,21 @@ def get_ingest_job(svc: NamedDependency[Services], caller: NamedDependency[auth.
                   started_at=job.started_at, finished_at=job.finished_at, updated_at=job.updated_at)
 
 
-@post("/reindex", status_code=202, opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"],
-      summary="Rebuild the indexes into a new version and switch atomically (searches continue)")
-async def start_reindex(svc: NamedDependency[Services], data: JSONBody[ReindexRequest | None] = None) -> ReindexStatus:
+@post("/reindex", status_code=202, sync_to_thread=True, opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"],
+      summary="Rebuild the indexes into a new version and switch atomically (searches continue), behind a quality gate if asked")
+def start_reindex(svc: NamedDependency[Services], data: JSONBody[ReindexRequest | None] = None) -> ReindexStatus:
     reindexer = svc.groundwork.reindexer
-    if not reindexer.start(reembed=bool(data and data.reembed)):
+    gate = None
+    if data is not None and data.gate is not None:
+        from service.quality_gate import QualityGate, load_gate_queries
+
+        folder = check_paths([data.gate], svc.settings.ingest_roots)[0]  # PathNotAllowed: 403
+        max_drop = svc.settings.reindex_gate_max_drop if data.max_drop is None else data.max_drop
+        gate = QualityGate(folder, data.split, max_drop)
+        load_gate_queries(gate, svc.groundwork.store)  # an unusable gate is a 400 now, not a failed job later
+    elif data is not None and data.max_drop is not None:
+        raise ApiError(400, "invalid_request", "max_drop needs a gate")
+    if not reindexer.start(reembed=bool(data and data.reembed), gate=gate):
         raise ApiError(409, "reindex_running", "a reindex is already running")
     return ReindexStatus(**asdict(reindexer.state()))
 
@@ -83,6 +95,19 @@ async def start_reindex(svc: NamedDependency[Services], data: JSONBody[ReindexRe
 @get("/reindex", opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"], summary="Status of the last reindex")
 async def reindex_status(svc: NamedDependency[Services]) -> ReindexStatus:
     return ReindexStatus(**asdict(svc.groundwork.reindexer.state()))
+
+
+@post("/snapshots", status_code=201, sync_to_thread=True, opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"],
+      summary="Write a consistent snapshot (database, live index version, uploads) under the snapshot directory",
+      description="Searches and ingestion go on meanwhile. The response comes when the snapshot is complete; restore it with "
+                  "`groundwork snapshot restore DIR` into an empty data directory.")
+def create_snapshot(svc: NamedDependency[Services], data: JSONBody[SnapshotRequest | None] = None) -> SnapshotOut:
+    from service.snapshots import snapshot_folder, take_snapshot
+
+    target = snapshot_folder(svc.settings, data.name if data else None)
+    if _exists(target):
+        raise ApiError(409, "snapshot_exists", f"a snapshot named {target.name!r} already exists")
+    return SnapshotOut(**take_snapshot(svc.settings, target))
 
 
 @post("/keys", status_code=201, sync_to_thread=True, opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"], summary="Create an API key (shown once)")
@@ -105,4 +130,4 @@ def revoke_key(svc: NamedDependency[Services], key_id: FromPath[str]) -> None:
     svc.verified_keys.clear()  # revoked here: refused from the next request on
 
 
-ROUTES = [create_ingest_job, get_ingest_job, start_reindex, reindex_status, create_key, list_keys, revoke_key]
+ROUTES = [create_ingest_job, get_ingest_job, start_reindex, reindex_status, create_snapshot, create_key, list_keys, revoke_key]

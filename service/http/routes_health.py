@@ -13,6 +13,7 @@ from service.http.api_models import HealthResponse
 from service.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from service.http.services import Services
 from service.query.batching import QueryBatcher
+from service.query.rerank import reranker_configured
 
 
 @get("/health", opt={"public": True}, sync_to_thread=True, tags=["service"], summary="Liveness and component status (no key needed)",
@@ -63,7 +64,7 @@ def health(request: Request, svc: NamedDependency[Services]) -> Response[HealthR
         problems.append("embedder unavailable")
     try:
         reranker_obj, reranker = gw.reranker_state
-        if reranker_obj is None and svc.settings.reranker_enabled:
+        if reranker_obj is None and reranker_configured(svc.settings):  # none configured is not a problem
             problems.append(f"reranker {reranker}")
     except Exception as exc:
         reranker = f"error: {type(exc).__name__}"

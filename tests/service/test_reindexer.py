@@ -51,3 +51,29 @@ def test_a_failed_rebuild_reports_why_and_the_next_one_can_start():
     assert reindexer.start(reembed=False) is True
     _wait_until_idle(reindexer)
     assert (reindexer.state().error, reindexer.state().version) == (None, 3)
+
+
+def test_a_gated_rebuild_keeps_the_gates_figures_whether_it_switched_or_not():
+    from types import SimpleNamespace
+
+    class Refused(Exception):
+        gate = {"passed": False, "live_ndcg": 0.7, "new_ndcg": 0.2}
+
+    outcomes = iter([Refused("nDCG@10 dropped"), SimpleNamespace(version=4, gate={"passed": True})])
+
+    def rebuild(reembed: bool, gate=None):
+        assert gate == "labelled"
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    reindexer = Reindexer(rebuild)
+    reindexer.start(reembed=True, gate="labelled")
+    _wait_until_idle(reindexer)
+    state = reindexer.state()
+    assert state.version is None and state.error == "Refused: nDCG@10 dropped" and state.gate["passed"] is False
+    reindexer.start(reembed=True, gate="labelled")
+    _wait_until_idle(reindexer)
+    state = reindexer.state()
+    assert (state.version, state.error, state.gate) == (4, None, {"passed": True})

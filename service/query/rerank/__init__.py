@@ -1,6 +1,6 @@
 """Second-stage reranking of retrieved candidates."""
 
 from service.query.rerank.base import Reranker, RerankerUnavailable
-from service.query.rerank.factory import load_reranker
+from service.query.rerank.factory import RERANKER_OFF, load_reranker, reranker_configured
 
-__all__ = ["Reranker", "RerankerUnavailable", "load_reranker"]
+__all__ = ["RERANKER_OFF", "Reranker", "RerankerUnavailable", "load_reranker", "reranker_configured"]

@@ -20,11 +20,22 @@ log = logging.getLogger(__name__)
 LEXICAL_MODEL = "lexical"  # reranker_model value that selects the model-free token-overlap reranker
 
 
+RERANKER_OFF = "off, set GROUNDWORK_RERANKER_MODEL to enable"
+
+
+def reranker_configured(settings: Settings) -> bool:
+    """Whether a reranker is asked for: only then is its absence a problem worth reporting."""
+    return settings.reranker_enabled and bool(settings.reranker_model.strip())
+
+
 def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
-    """``(reranker, "ok: <name>")``, ``(None, "disabled")`` or ``(None, "unavailable: <why>")``."""
+    """``(reranker, "ok: <name>")``, ``(None, "disabled")``, ``(None, RERANKER_OFF)`` when no
+    model is configured (the default), or ``(None, "unavailable: <why>")``."""
     if not settings.reranker_enabled:
         return None, "disabled"
     model = settings.reranker_model.strip()
+    if not model:
+        return None, RERANKER_OFF
     if model == LEXICAL_MODEL:
         from service.query.rerank.lexical import LexicalReranker
 

@@ -715,3 +715,22 @@ def test_search_threads_run_in_the_requests_context():
     finally:
         pool.shutdown()
     assert (first, second) == ("req-1", "req-2") and first_thread.startswith("search")
+
+
+def test_fresh_install_is_healthy_without_a_reranker(fresh):
+    """No reranker ships offline, so none is configured by default: that is not a problem."""
+    from service.query.rerank import RERANKER_OFF
+
+    server = fresh(reranker_enabled=True, ingest=False)
+    with server.client() as anonymous:
+        health = anonymous.get("/v1/health").json()
+    assert health["reranker"] == RERANKER_OFF == "off, set GROUNDWORK_RERANKER_MODEL to enable"
+    assert health["status"] == "ok" and health["problems"] == []
+
+
+def test_a_configured_reranker_that_fails_to_load_degrades_health(fresh, tmp_path):
+    server = fresh(reranker_enabled=True, reranker_model=str(tmp_path / "no-such-cross-encoder"), ingest=False)
+    with server.client() as anonymous:
+        health = anonymous.get("/v1/health").json()
+    assert health["status"] == "degraded" and health["reranker"].startswith("unavailable: ")
+    assert any("reranker" in problem for problem in health["problems"])

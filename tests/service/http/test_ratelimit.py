@@ -77,3 +77,39 @@ def test_http_429_with_retry_after_before_any_model_runs(fresh):
         assert other.post("/v1/search", json={"query": "vacation"}).status_code == 200
     with server.client() as anonymous:  # health is not rate limited
         assert all(anonymous.get("/v1/health").status_code == 200 for _ in range(5))
+
+
+def test_throttled_requests_are_counted_per_key_name(fresh):
+    server = fresh(rate_limit_per_minute=2, ingest=False)
+    with server.client(server.keys["reader"]) as client:
+        statuses = [client.post("/v1/search", json={"query": "vacation"}).status_code for _ in range(5)]
+    assert statuses == [200, 200, 429, 429, 429]
+    with server.client(server.keys["writer"]) as client:
+        assert [client.post("/v1/search", json={"query": "vpn"}).status_code for _ in range(3)] == [200, 200, 429]
+    server.app.state.services.limiter._buckets.clear()  # let the admin key scrape
+    with server.client(server.keys["admin"]) as client:
+        text = client.get("/metrics").text
+    assert 'groundwork_rate_limited_total{key="reader"} 3' in text
+    assert 'groundwork_rate_limited_total{key="writer"} 1' in text
+
+
+def test_dev_mode_is_never_throttled(fresh):
+    server = fresh(auth="off", rate_limit_per_minute=2, ingest=False)
+    with server.client() as client:
+        assert {client.post("/v1/search", json={"query": "vacation"}).status_code for _ in range(20)} == {200}
+
+
+def test_default_allowance_is_sized_for_an_app_calling_with_one_key():
+    """One internal app calls with one key for many users: the default must not throttle it
+    below what the service itself serves (300+ searches/s on two cores, bench/load.py)."""
+    from index.settings import Settings
+
+    limiter = RateLimiter(Settings().rate_limit_per_minute)
+    assert limiter.refill_per_s >= 500
+    clock = Clock()
+    limiter.clock = clock
+    allowed = 0
+    for _ in range(60 * 350):  # a minute at 350 requests/s
+        clock.now += 1 / 350
+        allowed += limiter.check("app").allowed
+    assert allowed == 60 * 350
