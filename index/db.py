@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DatabaseError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import SQLModel, create_engine
 
@@ -137,6 +137,11 @@ def open_database(settings: Settings) -> Engine:
 # statement: the server down or restarting, a dropped connection, a full pool, a locked or
 # unreadable SQLite file.
 _OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+
+DatabaseDriverError = SQLAlchemyError
+"""The database driver's error family, for front doors that register a handler for it (the
+HTTP app): they map it with ``storage_error`` without importing the driver themselves."""
 
 
 def storage_error(exc: BaseException) -> StorageUnavailable | None:

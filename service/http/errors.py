@@ -15,9 +15,7 @@ import logging
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
-from sqlalchemy.exc import SQLAlchemyError
-
-from index.db import storage_error
+from index.db import DatabaseDriverError, storage_error
 from index.errors import GroundworkError, IndexProblem, InputRejected, ModelUnavailable, StorageUnavailable
 from service.http.api_models import ApiError, ErrorResponse, error_body
 from service.http.logging_setup import current_request
@@ -100,7 +98,7 @@ def handle_groundwork_error(request: Request, exc: GroundworkError) -> Response:
     return error_response(status, exc.code, public_message or str(exc), headers)
 
 
-def handle_database_error(request: Request, exc: SQLAlchemyError) -> Response:
+def handle_database_error(request: Request, exc: DatabaseDriverError) -> Response:
     """A database that is down, restarting or unreachable is the storage family's 503, not a bug."""
     translated = storage_error(exc)
     if translated is None:
@@ -122,5 +120,5 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", f"internal error{reference}")
 
 
-EXCEPTION_HANDLERS = {HTTPException: handle_http_error, GroundworkError: handle_groundwork_error, SQLAlchemyError: handle_database_error,
+EXCEPTION_HANDLERS = {HTTPException: handle_http_error, GroundworkError: handle_groundwork_error, DatabaseDriverError: handle_database_error,
                       RecursionError: handle_recursion_error, Exception: handle_unexpected}

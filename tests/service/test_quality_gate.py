@@ -204,7 +204,7 @@ def randomly_initialised_copy(target: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModel
 
-    from ingest.model_paths import resolve_model
+    from ingest.runtime.resolve import resolve_model
 
     source = resolve_model(Settings().embedding_model)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "README.md"))
