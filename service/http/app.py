@@ -23,6 +23,7 @@ from service.http import routes_admin, routes_documents, routes_health, routes_o
 from service.http.errors import EXCEPTION_HANDLERS
 from service.http.guard import authorize, caller
 from service.http.logging_setup import RequestObserver
+from service.http.mcp_endpoint import McpEndpoint
 from service.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from service.http.metrics import ServiceMetrics
 from service.http.ratelimit import RateLimiter
@@ -49,6 +50,7 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
     )
     metrics.registry.on_collect(lambda: routes_health.index_gauges(svc))
     metrics.registry.on_collect(lambda: metrics.audit_pending.set_all({(): float(audit.pending)}))
+    mcp = McpEndpoint(svc)
     metrics_route = get(
         "/metrics", sync_to_thread=True, tags=["service"], media_type=METRICS_CONTENT_TYPE, guards=[authorize],
         opt={"public": settings.metrics_public, "role": "admin"}, summary="Prometheus metrics (text format)",
@@ -60,7 +62,8 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
                         *routes_openai.ROUTES, *routes_ops.ROUTES, routes_documents.upload_route(settings.max_upload_bytes)],
     )
     app = Litestar(
-        route_handlers=[api, metrics_route],
+        route_handlers=[api, metrics_route, mcp.route()],
+        lifespan=[mcp.lifespan],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_request_bytes,
