@@ -19,7 +19,7 @@ from index.audit_store import AuditStore
 from service import auth
 from service.audit import AuditTrail
 from service.engine import Groundwork
-from service.http import routes_admin, routes_documents, routes_health, routes_openai, routes_ops, routes_query
+from service.http import console, routes_admin, routes_documents, routes_health, routes_openai, routes_ops, routes_query
 from service.http.errors import EXCEPTION_HANDLERS
 from service.http.guard import authorize, caller
 from service.http.logging_setup import RequestObserver
@@ -62,7 +62,7 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
                         *routes_openai.ROUTES, *routes_ops.ROUTES, routes_documents.upload_route(settings.max_upload_bytes)],
     )
     app = Litestar(
-        route_handlers=[api, metrics_route, mcp.route()],
+        route_handlers=[api, metrics_route, mcp.route(), *console.routes()],
         lifespan=[mcp.lifespan],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
