@@ -94,8 +94,9 @@ def main() -> None:
     from index.models import Chunk, Document
 
     with Session(gw.engine) as session:
-        rows = session.execute(select(Document.title, Chunk.heading_path, Chunk.context, Chunk.text).join(Document, Document.id == Chunk.document_id)).all()
-    texts = [embedding_text(t, h or [], c, x, gw.tokens, settings.chunk_prefix_tokens) for t, h, c, x in rows]
+        rows = session.execute(select(Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Document.context)
+                               .join(Document, Document.id == Chunk.document_id)).all()
+    texts = [embedding_text(t, h or [], c, x, gw.tokens, settings.chunk_prefix_tokens, d) for t, h, c, x, d in rows]
     plain_runs = [plain_encode(texts)]
     ours_runs = [ours_encode(texts)]
     plain_runs.append(plain_encode(texts))

@@ -14,11 +14,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
+from index.boilerplate import shared_document_counts
+from index.document_index import DocumentIndex
 from index.models import Chunk
-from index.store import Store
+from index.store import Store, document_line
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,12 @@ class DocAttrs:
     metadata: dict[str, Any]
     indexed: bool
     title: str | None
+    context: str | None = None
+
+    def description(self) -> str:
+        """What names the document for ``DocumentIndex``: its context line (or title) and file name."""
+        name = self.source.rstrip("/").rsplit("/", 1)[-1]
+        return f"{document_line(self.title, self.context)}\n{name}"
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -47,6 +55,12 @@ class Catalog:
         self._lock = threading.Lock()
         self.docs: dict[int, DocAttrs] = {}
         self.doc_chunks: dict[int, np.ndarray] = {}
+        # (every chunk id sorted, its document, how many distinct documents hold the same text):
+        # what ranking needs per candidate. One tuple, replaced whole, so a reader never mixes
+        # two refreshes.
+        empty = np.zeros(0, dtype=np.int64)
+        self._chunk_facts: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty.astype(np.int32))
+        self._document_index: DocumentIndex | None = None
         self.position = -1
         # (caller's visibility, filters) -> allowed ids. Internal apps repeat the same few
         # principals and filters, so each pair costs one scan per catalog change, not per query.
@@ -62,20 +76,25 @@ class Catalog:
                 return
             collections = self.store.collections()
             docs: dict[int, DocAttrs] = {}
-            for (doc_id, cid, groups, source, mime, created, updated, metadata, status, title) in self.store.document_attributes():
+            for (doc_id, cid, groups, source, mime, created, updated, metadata, status, title, context) in self.store.document_attributes():
                 docs[doc_id] = DocAttrs(
                     doc_id, collections.get(cid, ""), frozenset(groups or []), source, mime, _aware(created), _aware(updated),
-                    dict(metadata or {}), status == "indexed", title,
+                    dict(metadata or {}), status == "indexed", title, context,
                 )
             with Session(self.store.engine) as session:
-                rows = session.execute(select(Chunk.document_id, Chunk.id).order_by(Chunk.document_id, Chunk.id)).all()
+                rows = session.execute(
+                    select(Chunk.document_id, Chunk.id, func.coalesce(Chunk.fingerprint, 0)).order_by(Chunk.document_id, Chunk.id)
+                ).all()
             doc_chunks: dict[int, np.ndarray] = {}
-            if rows:
-                arr = np.asarray(rows, dtype=np.int64)
+            arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+            if len(arr):
                 boundaries = np.flatnonzero(np.diff(arr[:, 0])) + 1
                 for piece in np.split(arr, boundaries):
                     doc_chunks[int(piece[0, 0])] = piece[:, 1].copy()
+            order = np.argsort(arr[:, 1], kind="stable")
+            self._chunk_facts = (arr[order, 1].copy(), arr[order, 0].copy(), shared_document_counts(arr[order, 0], arr[order, 2]))
             self.docs, self.doc_chunks, self.position = docs, doc_chunks, position
+            self._document_index = None
             self._allowed_cache = {}
 
     def allowed_documents(self, can_see: Callable[[frozenset[str]], bool], filters, *, everything_visible: bool) -> np.ndarray | None:
@@ -109,6 +128,29 @@ class Catalog:
             self._allowed_cache = {}
         self._allowed_cache[key] = value
         return value
+
+    @property
+    def document_index(self) -> DocumentIndex:
+        """BM25 over every indexed document's description, built on first use after a change."""
+        index = self._document_index
+        if index is None:
+            with self._lock:
+                index = self._document_index
+                if index is None:
+                    index = DocumentIndex((d.id, d.description()) for d in list(self.docs.values()) if d.indexed)
+                    self._document_index = index
+        return index
+
+    def chunk_facts(self, chunk_ids) -> tuple[np.ndarray, np.ndarray]:
+        """(document id, number of documents sharing the chunk's text) for each chunk id; a
+        chunk the catalog has not seen yet gets document -1 and count 1."""
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        known_ids, documents, shared = self._chunk_facts
+        if len(known_ids) == 0 or len(ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64), np.ones(len(ids), dtype=np.int32)
+        at = np.minimum(np.searchsorted(known_ids, ids), len(known_ids) - 1)
+        found = known_ids[at] == ids
+        return np.where(found, documents[at], -1), np.where(found, shared[at], 1).astype(np.int32)
 
     def chunk_ids(self, document_ids: np.ndarray) -> np.ndarray:
         parts = [self.doc_chunks[int(d)] for d in document_ids if int(d) in self.doc_chunks]

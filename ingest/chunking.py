@@ -51,7 +51,7 @@ class ChunkSpan:
     pages: tuple[int, ...]  # sorted distinct pages the chunk touches (empty if unknown)
     heading_path: tuple[str, ...]  # enclosing headings' texts, outermost first (title excluded)
     kind: str  # "text" or "table"
-    context: str  # indexed with the chunk but outside its span: a split table's header row
+    context: str  # indexed with the chunk but outside its span: a split table's caption and header
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,7 @@ class _Unit:
     end: int
     page: int | None
     level: int
+    head_lines: int = 1
 
 
 @dataclass(slots=True)
@@ -186,7 +187,7 @@ def _normalize(doc: ParsedDocument) -> list[_Unit]:
         start, end = _trim(text, max(element.start, covered, 0), min(element.end, len(text)))
         if start >= end:
             continue
-        units.append(_Unit(element.kind, start, end, element.page, element.level))
+        units.append(_Unit(element.kind, start, end, element.page, element.level, element.head_lines))
         covered = end
     return units
 
@@ -278,17 +279,18 @@ class _Builder:
                 self._start(piece, heading_only=is_heading)
 
     def add_table(self, unit: _Unit, starts: list[int], ends: list[int], join_tokens: int, join_clean: bool) -> None:
-        """Split an over-long table by rows; later pieces carry the header row as context.
+        """Split an over-long table by rows; later pieces carry its head (caption, header) as context.
 
-        The header's tokens are held back from later pieces so that header plus rows still fit
-        the embedder, unless the header alone would take more than half the budget.
+        The head's tokens are held back from later pieces so that head plus rows still fit the
+        embedder. A head over half the budget loses caption lines from the top, then its end,
+        until it fits in half.
         """
         leftover = self._leftover(join_tokens) if self.open is not None and self.open.heading_only else 0
         lines = _line_spans(self.text, unit.start, unit.end)
         firsts = [bisect_left(starts, line_start) for line_start, _ in lines]
         lasts = [bisect_left(starts, line_end) for _, line_end in lines]
-        header_tokens = lasts[0] - firsts[0]
-        rest_budget = self.max_tokens - header_tokens if header_tokens <= self.max_tokens // 2 else self.max_tokens
+        header, header_tokens = self._table_head(lines, firsts, lasts, starts, ends, unit.head_lines)
+        rest_budget = self.max_tokens - header_tokens
         rank = _boundary_rank(self.text, starts, ends)
 
         pieces: list[_Piece] = []
@@ -316,13 +318,35 @@ class _Builder:
         if current is not None:
             pieces.append(current)
 
-        header = self.text[lines[0][0] : lines[0][1]]
         for index, piece in enumerate(pieces):
             if index == 0 and leftover:
                 self._extend(piece, join_tokens, join_clean)
             else:
                 self._start(piece, context=header if index else "")
         self.close()
+
+    def _table_head(
+        self,
+        lines: list[tuple[int, int]],
+        firsts: list[int],
+        lasts: list[int],
+        starts: list[int],
+        ends: list[int],
+        head_lines: int,
+    ) -> tuple[str, int]:
+        """The text later pieces of a split table repeat, and its tokens (at most half the budget)."""
+        count = min(head_lines, len(lines) - 1)
+        if count <= 0:
+            return "", 0
+        limit = self.max_tokens // 2
+        top = 0
+        while top < count - 1 and lasts[count - 1] - firsts[top] > limit:
+            top += 1  # drop caption lines first: the column header names the figures
+        first, last = firsts[top], min(lasts[count - 1], firsts[top] + limit)
+        if last <= first:
+            return "", 0
+        end = lines[count - 1][1] if last == lasts[count - 1] else ends[last - 1]
+        return self.text[lines[top][0] : end], last - first
 
 
 def _line_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

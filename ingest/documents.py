@@ -11,7 +11,7 @@ class ElementKind(str, Enum):
     heading = "heading"      # a section heading; ``level`` says its depth (1 = top)
     text = "text"            # narrative text / paragraph
     list_item = "list_item"
-    table = "table"          # rows as text lines, header row first
+    table = "table"          # rows as text lines after ``head_lines`` caption/header lines
     other = "other"          # addresses, footers, code, anything else with text
 
 
@@ -24,6 +24,7 @@ class Element:
     end: int
     page: int | None = None
     level: int = 0
+    head_lines: int = 1  # tables: leading lines (caption, column headers) that every piece of a split table repeats
 
 
 @dataclass(frozen=True, slots=True)

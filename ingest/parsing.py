@@ -29,6 +29,8 @@ from ingest.documents import Element, ElementKind, FailureReason, ParsedDocument
 from ingest.filetypes import HEAD_BYTES, IMAGE_TYPES, TEXT_TYPES, decode_text, detect_type, guess_encoding, mime_for
 from ingest.ocr import OcrOptions, using
 from ingest.offline import OfflineModelMissing, ensure_offline_nlp, set_offline_environment
+from ingest.pdf_layout import Glyph, Line, Rule, find_tables
+from ingest.tables import html_table, render_table
 
 # unstructured is imported lazily below, and must never be imported before this has run.
 set_offline_environment()
@@ -87,6 +89,7 @@ class Piece:
     text: str
     page: int | None = None
     level: int = 0
+    head_lines: int = 1  # tables only: see ``Element.head_lines``
 
 
 @dataclass(slots=True)
@@ -110,28 +113,51 @@ def normalize_text(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def table_text(text_as_html: str | None, fallback: str) -> str:
-    """Render a table as one line per row, cells joined by `` | ``, header row first."""
-    if text_as_html:
-        rows = _table_rows(text_as_html)
-        if rows:
-            return "\n".join(" | ".join(cells) for cells in rows)
-    return normalize_text(fallback)
+def table_text(text_as_html: str | None, fallback: str, caption: str | None = None) -> tuple[str, int]:
+    """A table as text lines (see ``ingest.tables.render_table``), and how many lead lines
+    (caption, merged column header) its pieces repeat when it is split."""
+    table = html_table(text_as_html) if text_as_html else None
+    if table is None or not table.rows:
+        return normalize_text(fallback), 0
+    if caption and not table.caption:
+        table.caption = [caption]
+    text, head_lines = render_table(table)
+    rendered = normalize_text(text)
+    return (rendered, head_lines) if rendered.count("\n") == text.count("\n") else (rendered, 0)
 
 
-def _table_rows(text_as_html: str) -> list[list[str]]:
-    import lxml.html
+_DEFAULT_SHEET_NAME = re.compile(r"^(sheet|feuil|tabelle|hoja|foglio)\s*\d*$", re.IGNORECASE)
 
-    try:
-        root = lxml.html.fragment_fromstring(text_as_html, create_parent="div")
-    except Exception:  # lxml raises several unrelated types on junk markup
-        return []
-    rows: list[list[str]] = []
-    for row in root.iter("tr"):
-        cells = [" ".join(cell.text_content().split()) for cell in row if cell.tag in ("td", "th")]
-        if any(cells):
-            rows.append(cells)
-    return rows
+
+_FORMATTED_FIGURE = re.compile(
+    r"(?<![\w.])(\$\s?\d|\(\s?\$?\d[\d,.]*\s?\)|\d{1,3}(,\d{3})+|\d+\.\d+|\d+(\.\d+)?\s?%)"
+)
+_SECTION_NUMBER = re.compile(r"^\s*\d+(\.\d+)+\.?\s")
+_FIGURE_TOKEN = re.compile(r"^[($€£¥\-–—]*\d[\d,.]*[)%]*$")
+
+
+def looks_like_heading(text: str) -> bool:
+    """Whether a line classified as a title can really be one.
+
+    Table rows and figures are not headings, though unstructured's title heuristics take
+    short capitalised lines for them: a line that is mostly not letters ("2023 2022",
+    "$ 81,797"), that holds a formatted figure ("($ in millions, except per share data)
+    7,192", "Revenue 12.5%"), that holds two figures or more, or that is wholly in
+    parentheses (a unit line such as "(In thousands)") stays text. Plain numbers in titles
+    ("Note 12", "Chapter 3", "Fiscal 2023 Highlights") are fine.
+    """
+    visible = [c for c in text if not c.isspace()]
+    if not visible:
+        return False
+    if sum(c.isalpha() for c in visible) < 0.5 * len(visible):
+        return False
+    text = _SECTION_NUMBER.sub("", text)  # "1.2 Overview", "3.1.4. Scope"
+    if _FORMATTED_FIGURE.search(text):
+        return False
+    if sum(bool(_FIGURE_TOKEN.match(token)) for token in text.split()) >= 2:
+        return False
+    stripped = text.strip()
+    return not (stripped.startswith("(") and stripped.endswith(")"))
 
 
 def pieces_from_elements(elements: Iterable[Any]) -> list[Piece]:
@@ -142,18 +168,23 @@ def pieces_from_elements(elements: Iterable[Any]) -> list[Piece]:
         if category in _DROPPED_CATEGORIES:
             continue
         metadata = element.metadata
+        head_lines = 1
         if category == "Table":
-            text = table_text(getattr(metadata, "text_as_html", None), element.text or "")
+            sheet = getattr(metadata, "page_name", None)  # a spreadsheet's sheet: its name is the caption
+            caption = sheet if isinstance(sheet, str) and sheet.strip() and not _DEFAULT_SHEET_NAME.match(sheet.strip()) else None
+            text, head_lines = table_text(getattr(metadata, "text_as_html", None), element.text or "", caption)
         else:
             text = normalize_text(element.text or "")
         if not text:
             continue
         kind = _CATEGORY_KINDS.get(category, ElementKind.other)
+        if kind is ElementKind.heading and not looks_like_heading(text):
+            kind = ElementKind.text
         level = 0
         if kind is ElementKind.heading:
             depth = getattr(metadata, "category_depth", None)
             level = depth + 1 if isinstance(depth, int) and depth >= 0 else 1
-        pieces.append(Piece(kind, text, getattr(metadata, "page_number", None), level))
+        pieces.append(Piece(kind, text, getattr(metadata, "page_number", None), level, head_lines))
     return pieces
 
 
@@ -194,7 +225,7 @@ def assemble(
         end = position + len(piece.text)
         if end > max_chars:
             raise ParseFailure(FailureReason.too_large, f"extracted text exceeds {max_chars} characters")
-        elements.append(Element(piece.kind, position, end, piece.page, piece.level))
+        elements.append(Element(piece.kind, position, end, piece.page, piece.level, piece.head_lines))
         texts.append(piece.text)
         position = end
     return ParsedDocument(
@@ -640,6 +671,7 @@ class PdfBox:
     text: str
     top: float      # 0 = top edge of the page, 1 = bottom edge
     bottom: float
+    table_head_lines: int | None = None  # a table (see ingest.pdf_layout): its caption + header lines
 
 
 def pdf_box_paragraphs(raw: str) -> list[str]:
@@ -673,8 +705,65 @@ def drop_running_heads(boxes: list[PdfBox]) -> list[PdfBox]:
             pages_by_signature.setdefault(signature(box), set()).add(box.page)
     return [
         box for box in boxes
-        if not in_band(box) or not (_PAGE_NUMBER.match(box.text) or len(pages_by_signature[signature(box)]) > 1)
+        if box.table_head_lines is not None
+        or not in_band(box)
+        or not (_PAGE_NUMBER.match(box.text) or len(pages_by_signature[signature(box)]) > 1)
     ]
+
+
+def page_boxes(boxes: Sequence[Any], height: float, page: int, graphics: Sequence[Any] = ()) -> list[PdfBox]:
+    """One page's pdfminer text boxes as paragraphs and tables, in pdfminer's reading order.
+
+    Lines that ``ingest.pdf_layout`` finds to be part of a table leave their boxes; the table
+    takes the place of the first box it drew from. Every other line stays where it was, so no
+    text is lost or repeated. ``graphics`` are the page's lines and rectangles (ruled tables).
+    """
+    from pdfminer.layout import LTChar, LTTextLineHorizontal
+
+    lines: list[Line] = []
+    owner: list[tuple[int, int]] = []  # (box, line within box) of each Line
+    for b, box in enumerate(boxes):
+        for n, item in enumerate(box):
+            if not isinstance(item, LTTextLineHorizontal):
+                continue
+            glyphs: list[Glyph] = []
+            sizes: list[float] = []
+            at = item.x0
+            for char in item:
+                text = char.get_text()
+                if isinstance(char, LTChar):
+                    glyphs.append(Glyph(text, char.x0, char.x1))
+                    sizes.append(char.size)
+                    at = char.x1
+                else:  # LTAnno: a space or newline pdfminer inferred, with no position of its own
+                    glyphs.append(Glyph(text, at, at))
+            if sizes:
+                lines.append(Line(b, height - item.y1, height - item.y0, sorted(sizes)[len(sizes) // 2], tuple(glyphs)))
+                owner.append((b, n))
+    rules = [Rule(g.x0, height - g.y1, g.x1, height - g.y0, bool(getattr(g, "stroke", True))) for g in graphics]
+    tables = find_tables(lines, height, rules)
+    taken: dict[tuple[int, int], int] = {}  # (box, line) -> table index
+    for t, table in enumerate(tables):
+        for index in table.lines:
+            taken[owner[index]] = t
+    placed: set[int] = set()
+    out: list[PdfBox] = []
+    for b, box in enumerate(boxes):
+        kept: list[str] = []
+        for n, item in enumerate(box):
+            t = taken.get((b, n))
+            if t is None:
+                kept.append(item.get_text())
+            elif t not in placed:
+                placed.add(t)
+                if kept:  # lines of this box above the table come first
+                    out.extend(PdfBox(page, text, 1 - box.y1 / height, 1 - box.y0 / height) for text in pdf_box_paragraphs("".join(kept)))
+                    kept = []
+                text, head_lines = render_table(tables[t].table)
+                out.append(PdfBox(page, text, tables[t].top / height, tables[t].bottom / height, head_lines))
+        if kept:
+            out.extend(PdfBox(page, text, 1 - box.y1 / height, 1 - box.y0 / height) for text in pdf_box_paragraphs("".join(kept)))
+    return out
 
 
 @dataclass(slots=True)
@@ -688,7 +777,7 @@ class PdfText:
 def _pdf_text(path: Path, max_chars: int) -> PdfText:
     """Text boxes of every page; a page pdfminer chokes on is skipped, not fatal."""
     from pdfminer.converter import PDFPageAggregator
-    from pdfminer.layout import LAParams, LTFigure, LTTextBox
+    from pdfminer.layout import LAParams, LTFigure, LTLine, LTRect, LTTextBox
     from pdfminer.pdfdocument import PDFDocument
     from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
     from pdfminer.pdfpage import PDFPage
@@ -700,6 +789,13 @@ def _pdf_text(path: Path, max_chars: int) -> PdfText:
                 yield item
             elif isinstance(item, LTFigure):
                 yield from text_boxes(item)
+
+    def graphics(container: Any) -> Iterator[Any]:
+        for item in container:
+            if isinstance(item, (LTLine, LTRect)):
+                yield item
+            elif isinstance(item, LTFigure):
+                yield from graphics(item)
 
     class TextOnlyInterpreter(PDFPageInterpreter):
         """Ignores colour spaces: irrelevant to text, and a malformed one fails a whole page."""
@@ -737,12 +833,9 @@ def _pdf_text(path: Path, max_chars: int) -> PdfText:
                 result.failed_pages.append(result.pages)
                 result.error = f"{type(exc).__name__}: {_short(exc)}"
                 continue
-            height = layout.height or 1.0
-            for box in text_boxes(layout):
-                top, bottom = 1 - box.y1 / height, 1 - box.y0 / height
-                for paragraph in pdf_box_paragraphs(box.get_text()):
-                    result.boxes.append(PdfBox(result.pages, paragraph, top, bottom))
-                    characters += len(paragraph) + len(ELEMENT_SEPARATOR)
+            for box in page_boxes(list(text_boxes(layout)), layout.height or 1.0, result.pages, list(graphics(layout))):
+                result.boxes.append(box)
+                characters += len(box.text) + len(ELEMENT_SEPARATOR)
             if characters > max_chars:
                 raise ParseFailure(FailureReason.too_large, f"extracted text exceeds {max_chars} characters")
     return result
@@ -821,12 +914,15 @@ def _extract_pdf(path: Path, type_key: str, max_chars: int) -> Extraction:
     if not pages:
         raise ParseFailure(FailureReason.corrupt, f"PDF has no readable pages{': ' + pdf.error if pdf.error else ''}")
     ocr_report, ocr_note = ocr_textless_pdf_pages(path, pdf, pages)
-    elements = []
+    pieces: list[Piece] = []
     for box in drop_running_heads(pdf.boxes):
+        if box.table_head_lines is not None:
+            pieces.append(Piece(ElementKind.table, box.text, box.page, head_lines=box.table_head_lines))
+            continue
         element = element_from_text(box.text)
         element.metadata = ElementMetadata(page_number=box.page)
-        elements.append(element)
-    if not elements:
+        pieces.extend(pieces_from_elements([element]))
+    if not pieces:
         if pdf.error:
             raise ParseFailure(FailureReason.corrupt, f"no page of the PDF could be read: {pdf.error}")
         reason = FailureReason.timeout if ocr_report is not None and ocr_report.out_of_time else FailureReason.no_extractable_text
@@ -837,7 +933,7 @@ def _extract_pdf(path: Path, type_key: str, max_chars: int) -> Extraction:
     if pdf.failed_pages or pdf.error:
         metadata["unreadable_pages"] = pdf.failed_pages
         metadata["pdf_error"] = pdf.error
-    return Extraction(pieces_from_elements(elements), title, metadata)
+    return Extraction(pieces, title, metadata)
 
 
 # --- OCR hooks: the work is done in ingest/ocr_documents.py -------------------------------

@@ -31,8 +31,9 @@ from sqlmodel import Session
 
 from index.models import DocumentStatus, IngestJob, IngestJobFile, JobStatus, utcnow
 from index.settings import Settings
-from index.store import DocumentWrite, NewChunk, Store
+from index.store import DocumentWrite, NewChunk, Store, chunk_location
 from ingest.chunking import ChunkSpan, chunk_document
+from ingest.doc_context import DocumentContext, derive_context
 from ingest.documents import FailureReason, ParsedDocument, ParseFailure
 from ingest.embedder import Embedder
 from ingest.safe_open import OpenPolicy, hash_checked, symlink_digest
@@ -149,19 +150,34 @@ def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
-def embedding_text(title: str | None, heading_path: Sequence[str], context: str, text: str, tokens: TokenCounter, prefix_budget: int) -> str:
-    """The chunk as the embedder sees it: a bounded prefix saying where it sits, then its text.
+def embedding_text(
+    title: str | None, heading_path: Sequence[str], context: str, text: str, tokens: TokenCounter, prefix_budget: int,
+    document_context: str | None = None,
+) -> str:
+    """The chunk as the embedder sees it: where it sits, its own context, then its text.
 
-    The prefix is cut to ``prefix_budget`` tokens so prefix + chunk never exceeds the model's
-    sequence length (the chunker budgets the chunk itself): nothing is truncated silently.
+    The location (``index.store.chunk_location``: document context › heading path) is cut to
+    ``prefix_budget`` tokens so that prefix + chunk never exceeds the model's sequence length:
+    nothing is truncated silently. A split table's ``context`` (its header row) follows whole,
+    because the chunker already held its tokens back from the chunk. Citations and offsets stay
+    on the chunk's own text.
     """
-    prefix = "\n".join(p for p in (title or "", " > ".join(heading_path), context) if p)
-    if not prefix or prefix_budget <= 0:
-        return text
-    spans = tokens.token_spans(prefix)
-    if len(spans) > prefix_budget:
-        prefix = prefix[: spans[prefix_budget - 1][1]]
-    return f"{prefix}\n{text}"
+    location = chunk_location(title, document_context, heading_path) if prefix_budget > 0 else ""
+    if location:
+        spans = tokens.token_spans(location)
+        if len(spans) > prefix_budget:
+            location = location[: spans[prefix_budget - 1][1]]
+    return "\n".join(p for p in (location, context, text) if p)
+
+
+def describe(parsed: ParsedDocument, source: str, settings: Settings) -> DocumentContext:
+    """The document's title and context line; a failure here costs the context, never the file."""
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        return derive_context(parsed, name, parsed.metadata, max_chars=settings.document_context_chars)
+    except Exception:  # a bug in a heuristic must not fail an ingest
+        log.exception("document context failed for %s", source)
+        return DocumentContext(parsed.title, "")
 
 
 def chunk_budget(settings: Settings, embedder: Embedder) -> int:
@@ -178,6 +194,7 @@ class _Pending:
     sha256: str
     size: int
     parsed: ParsedDocument
+    described: DocumentContext
     spans: list[ChunkSpan]
     texts: list[str]  # embedding texts
 
@@ -333,7 +350,8 @@ class IngestRunner:
             existing = self.store.find_document(collection, source)
             if existing is not None and existing.sha256 == digest and (
                 existing.status == DocumentStatus.failed
-                or existing.embedding_fingerprint == self.embedder.fingerprint
+                # A NULL context: indexed before documents had one; derive it and re-embed.
+                or (existing.embedding_fingerprint == self.embedder.fingerprint and existing.context is not None)
             ):
                 if sorted(set(groups)) != list(existing.groups) or (metadata and metadata != existing.doc_metadata):
                     self.store.update_document(existing.id, groups=groups, metadata=metadata or None)
@@ -376,11 +394,13 @@ class IngestRunner:
                 if not spans:
                     self._fail(summary, collection, source, digest, size, ParseFailure(FailureReason.no_extractable_text, "no text to index after parsing"), groups, metadata, bar)
                     continue
+                described = describe(outcome, source, self.settings)
                 texts = [
-                    embedding_text(outcome.title, s.heading_path, s.context, outcome.text[s.start : s.end], self.tokens, self.settings.chunk_prefix_tokens)
+                    embedding_text(described.title, s.heading_path, s.context, outcome.text[s.start : s.end], self.tokens,
+                                   self.settings.chunk_prefix_tokens, described.context)
                     for s in spans
                 ]
-                pending.append(_Pending(path, source, digest, size, outcome, spans, texts))
+                pending.append(_Pending(path, source, digest, size, outcome, described, spans, texts))
                 pending_chunks += len(spans)
                 if pending_chunks >= flush_at:
                     chunk_total += self._flush(pending, summary, collection, groups, metadata, bar)
@@ -419,10 +439,10 @@ class IngestRunner:
             ]
             doc_id, outcome = self.store.put_document(
                 DocumentWrite(
-                    collection=collection, source=item.source, sha256=item.sha256, title=item.parsed.title or Path(item.source).name,
+                    collection=collection, source=item.source, sha256=item.sha256, title=item.described.title or Path(item.source).name,
                     mime_type=item.parsed.mime_type, text=item.parsed.text, size_bytes=item.size, groups=groups,
                     metadata={**item.parsed.metadata, **metadata}, chunks=chunks, embeddings=np.asarray(doc_vectors, dtype=np.float32),
-                    embedding_fingerprint=self.embedder.fingerprint,
+                    embedding_fingerprint=self.embedder.fingerprint, context=item.described.context,
                 )
             )
             written += n

@@ -18,7 +18,7 @@ import numpy as np
 from index.store import DocumentWrite, NewChunk
 from ingest.chunking import chunk_document
 from ingest.documents import Element, ElementKind, ParsedDocument
-from ingest.pipeline import chunk_budget, embedding_text
+from ingest.pipeline import chunk_budget, describe, embedding_text
 from service.query.evaluation import evaluate
 from service.query.types import Principal, Query, SearchFilters
 
@@ -68,16 +68,17 @@ def load_corpus(gw, corpus_path: Path, collection: str, *, batch_docs: int = 256
     pending: list[tuple[str, ParsedDocument, list]] = []
 
     def flush() -> None:
-        texts = [embedding_text(doc.title, s.heading_path, s.context, doc.text[s.start : s.end], tokens, prefix_budget)
-                 for _, doc, spans in pending for s in spans]
+        described = [describe(doc, source, gw.settings) for source, doc, _ in pending]
+        texts = [embedding_text(about.title, s.heading_path, s.context, doc.text[s.start : s.end], tokens, prefix_budget, about.context)
+                 for (_, doc, spans), about in zip(pending, described) for s in spans]
         vectors = embedder.embed_documents(texts) if texts else np.zeros((0, embedder.dimension), np.float32)
         offset = 0
-        for source, doc, spans in pending:
+        for (source, doc, spans), about in zip(pending, described):
             n = len(spans)
             chunks = [NewChunk(s.ordinal, doc.text[s.start : s.end], s.token_count, s.start, s.end, list(s.pages), list(s.heading_path), s.kind, s.context)
                       for s in spans]
-            store.put_document(DocumentWrite(collection, source, None, doc.title, doc.mime_type, doc.text, len(doc.text), [], {},
-                                             chunks, vectors[offset : offset + n], embedder.fingerprint))
+            store.put_document(DocumentWrite(collection, source, None, about.title, doc.mime_type, doc.text, len(doc.text), [], {},
+                                             chunks, vectors[offset : offset + n], embedder.fingerprint, about.context))
             offset += n
         pending.clear()
 

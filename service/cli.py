@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "search":
             p.add_argument("--mode", choices=["hybrid", "dense", "keyword"], default="hybrid")
             p.add_argument("--collapse", action="store_true", help="one result per document")
+            p.add_argument("--max-per-document", type=int, default=None, metavar="N",
+                           help="spread results: at most N per document before any document gets more (default: max_hits_per_document)")
         p.add_argument("--collection", action="append", default=None)
         p.add_argument("--as-group", dest="as_groups", action="append", default=None,
                        help="run as a principal with these groups (default: the local admin sees everything)")
@@ -248,7 +250,8 @@ def _query(args, *, k: int, **extra):
 def cmd_search(args, settings) -> int:
     gw = _app(settings, index_writer=True)
     try:
-        outcome = gw.pipeline.search(_query(args, k=args.k or 10, mode=args.mode, collapse=args.collapse))
+        outcome = gw.pipeline.search(_query(args, k=args.k or 10, mode=args.mode, collapse=args.collapse,
+                                            max_per_document=args.max_per_document))
         if args.json:
             _print_json({
                 "results": [_hit_json(h) for h in outcome.hits],
@@ -261,7 +264,8 @@ def cmd_search(args, settings) -> int:
         for rank, hit in enumerate(outcome.hits, 1):
             where = hit.source + (f" p.{hit.page}" if hit.page else "") + (f" § {hit.section}" if hit.section else "")
             snippet = " ".join(hit.text.split())[:220]
-            print(f"{rank:>2}. [{hit.score:.4f}] {hit.title or ''} ({where})\n    {snippet}")
+            named = hit.document_context or hit.title or ""
+            print(f"{rank:>2}. [{hit.score:.4f}] {named} ({where})\n    {snippet}")
         return EXIT_OK
     finally:
         gw.close()
@@ -269,7 +273,8 @@ def cmd_search(args, settings) -> int:
 
 def _hit_json(hit) -> dict:
     return {
-        "chunk_id": hit.chunk_id, "document_id": hit.document_id, "source": hit.source, "title": hit.title, "text": hit.text,
+        "chunk_id": hit.chunk_id, "document_id": hit.document_id, "source": hit.source, "title": hit.title,
+        "document_context": hit.document_context, "text": hit.text,
         "score": hit.score, "page": hit.page, "section": hit.section, "collection": hit.collection,
     }
 

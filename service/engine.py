@@ -289,11 +289,11 @@ class Groundwork:
 
         with Session(self.engine) as session:
             rows = session.execute(
-                select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text)
+                select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Document.context)
                 .join(Document, Document.id == Chunk.document_id).order_by(Chunk.id)
             ).all()
-        for cid, doc_id, title, heading_path, context, text in rows:
-            batch.append((cid, embedding_text(title, heading_path or [], context, text, self.tokens, prefix_budget)))
+        for cid, doc_id, title, heading_path, context, text, document_context in rows:
+            batch.append((cid, embedding_text(title, heading_path or [], context, text, self.tokens, prefix_budget, document_context)))
             docs.add(doc_id)
             if len(batch) >= 512:
                 flush()

@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 
 from index.settings import Settings
+from index.store import document_line
 from index.vectors import serve_single_queries_on_this_thread
 from ingest.embedder import Embedder
 from service.query.generation.base import (
@@ -29,6 +30,7 @@ from service.query.generation.base import (
     answer_with_fallback,
     stream_with_fallback,
 )
+from service.query.ranking import spread_per_document
 from service.query.rerank.base import Reranker
 from service.query.retrieval import Retriever, collapse_documents
 from service.query.types import Answer, Hit, Query, SearchOutcome
@@ -136,8 +138,9 @@ class QueryPipeline:
         # hit per document needs the whole window), and how far down the fused list to look
         # for them when near-duplicates or hidden chunks drop some.
         usable = max(query.k, settings.rerank_candidates) if use_rerank else query.k
-        need = None if query.collapse else usable
-        ranked = retriever.fuse(query.mode, dense, lexical, depth=usable * 2 + 10)
+        spread = settings.max_hits_per_document if query.max_per_document is None else query.max_per_document
+        need = None if (query.collapse or spread > 0) else usable
+        ranked = retriever.fuse(query.mode, dense, lexical, depth=usable * 2 + 10, text=query.text, allowed=allowed)
         t = watch.lap("fusion", t)
 
         hits = retriever.fetch_visible(ranked, query.principal, need)
@@ -151,6 +154,8 @@ class QueryPipeline:
 
         if query.collapse:
             hits = collapse_documents(hits)
+        elif spread > 0:
+            hits = spread_per_document(hits, lambda hit: hit.document_id, spread)
         return SearchOutcome(hits[: query.k], watch.timings, reranked, notes)
 
     # --- rerank -------------------------------------------------------------------------------
@@ -265,4 +270,5 @@ def _generation_hook(on_fallback: OnFallback | None) -> Callable[[Exception], No
 
 
 def _rerank_text(hit: Hit) -> str:
-    return f"{hit.title}\n{hit.text}" if hit.title else hit.text
+    named = document_line(hit.title, hit.document_context)
+    return f"{named}\n{hit.text}" if named else hit.text

@@ -17,7 +17,8 @@ from index.catalog import Catalog
 from index.indexset import IndexSet
 from index.settings import Settings
 from index.store import ChunkRecord, Store
-from service.query.fusion import reciprocal_rank_fusion, weighted_score_fusion
+from service.query.fusion import Fused, reciprocal_rank_fusion, weighted_score_fusion
+from service.query.ranking import DocumentAwareness, adjustments, rescore
 from service.query.types import Hit, Mode, Principal, SearchFilters
 
 # (chunk id, fused score, (dense rank, keyword rank), (dense score, keyword score)); plain
@@ -60,19 +61,47 @@ class Retriever:
         documents = allowed.documents.tolist() if allowed.documents is not None else None
         return self.indexes.keyword.search(text, max(self.settings.keyword_candidates, k), allowed_document_ids=documents)
 
-    def fuse(self, mode: Mode, dense: Candidates, lexical: Candidates, depth: int) -> list[Ranked]:
-        """The head (``depth``) of one ranked list: both lists fused, or the one the mode uses."""
+    def fuse(self, mode: Mode, dense: Candidates, lexical: Candidates, depth: int, *, text: str = "",
+             allowed: Allowed | None = None) -> list[Ranked]:
+        """The head (``depth``) of one ranked list: both lists fused, or the one the mode uses.
+
+        Hybrid fusion is document-aware when the settings ask for it (``service.query.ranking``):
+        ``text`` is the question, ``allowed`` what the caller may see.
+        """
         settings = self.settings
         if mode == "hybrid":
             weights = (settings.fusion_dense_weight, settings.fusion_keyword_weight)
+            awareness = self.awareness
+            # Adjustments can lift a candidate from below the cut, so they see every candidate.
+            limit = None if awareness.active else depth
             if settings.fusion == "weighted":
-                fused = weighted_score_fusion([dense, lexical], weights=weights, limit=depth)
+                fused = weighted_score_fusion([dense, lexical], weights=weights, limit=limit)
             else:
-                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights, limit=depth)
+                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights, limit=limit)
+            if awareness.active and fused:
+                fused = self.document_aware(text, fused, awareness, allowed, depth)
             return [(f.id, f.score, f.ranks, f.scores) for f in fused]
         if mode == "dense":
             return [(cid, s, (r, None), (s, None)) for r, (cid, s) in enumerate(dense[:depth], 1)]
         return [(cid, s, (None, r), (None, s)) for r, (cid, s) in enumerate(lexical[:depth], 1)]
+
+    @property
+    def awareness(self) -> DocumentAwareness:
+        settings = self.settings
+        return DocumentAwareness(settings.document_boost_weight, settings.document_boost_floor,
+                                 settings.boilerplate_min_documents, settings.boilerplate_penalty)
+
+    def document_aware(self, text: str, fused: list[Fused], awareness: DocumentAwareness, allowed: Allowed | None,
+                       depth: int) -> list[Fused]:
+        """Fused candidates with their document's boost added and boilerplate demoted, cut to
+        ``depth``. Document scores are normalised among the documents the caller may see, so
+        they say nothing about the others."""
+        documents, shared = self.catalog.chunk_facts([f.id for f in fused])
+        scores: dict[int, float] = {}
+        if awareness.document_weight > 0 and text:
+            visible = allowed.documents if allowed is not None else None
+            scores = self.catalog.document_index.scores(text, floor=awareness.document_floor, allowed=visible)
+        return rescore(fused, adjustments(documents, shared, scores, awareness), limit=depth)
 
     def fetch_visible(self, ranked: list[Ranked], principal: Principal, need: int | None) -> list[Hit]:
         """Hits for the head of ``ranked``: fetched from the database, checked against the
@@ -151,4 +180,5 @@ def _hit(record: ChunkRecord, score: float, ranks, scores) -> Hit:
         chunk_id=record.id, document_id=record.document_id, score=float(score), text=record.text, source=record.source,
         title=record.title, pages=record.pages, heading_path=record.heading_path, collection=record.collection,
         mime_type=record.mime_type, dense_rank=ranks[0], keyword_rank=ranks[1], dense_score=scores[0], keyword_score=scores[1],
+        document_context=record.document_context,
     )

@@ -51,6 +51,9 @@ class Query:
     filters: SearchFilters | None = None
     rerank: bool | None = None  # None: rerank when a reranker is loaded
     collapse: bool = False  # one hit per document
+    # Spread: a document takes at most this many places until every other one's are placed
+    # (None: the max_hits_per_document setting; 0: no spreading).
+    max_per_document: int | None = None
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Hit:
     dense_score: float | None = None
     keyword_score: float | None = None
     rerank_score: float | None = None
+    document_context: str | None = None  # what the document is: whose, which form, period or version
 
     @property
     def page(self) -> int | None:

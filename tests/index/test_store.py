@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from index.db import SCHEMA_VERSION, migrate, open_database
+from index.db import SCHEMA_VERSION, make_engine, migrate, open_database
 from index.settings import Settings
 from index.store import DocumentWrite, NewChunk, Store
 
@@ -58,7 +58,7 @@ def test_embeddings_round_trip_without_reembedding(store):
     assert (first.pages, first.heading_path, sorted(first.groups), first.collection) == ([1], ["Intro"], ["eng", "hr"], "default")
     rows = [r for batch in store.iter_chunks_for_index(batch=2) for r in batch]
     assert [r[2].split("\n")[-1] for r in rows] == ["alpha", "beta", "gamma"]
-    assert rows[0][2].startswith("Title\nIntro")
+    assert rows[0][2].startswith("Title › Intro\n")
 
 
 def test_chunk_records_sqlite_fast_path_matches_the_core_statement(tmp_path):
@@ -113,3 +113,51 @@ def test_migrations_are_versioned_and_idempotent(store):
     with store.engine.connect() as conn:
         versions = [r[0] for r in conn.execute(text("SELECT version FROM schema_version ORDER BY version"))]
     assert versions == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_document_context_and_chunk_fingerprints_round_trip(store):
+    write = _write("ctx.txt", ["Follow us on Twitter", "Revenue 1,234"])
+    write.context = "ACME CORP · Form 10-Q · quarterly period ended July 30, 2023"
+    doc_id, _ = store.put_document(write)
+    assert store.get_document(doc_id).context == write.context
+    records = store.chunk_records(store.live_chunk_ids())
+    assert {r.document_context for r in records.values()} == {write.context}
+    rows = [r for batch in store.iter_chunks_for_index() for r in batch]
+    assert rows[0][2].startswith("ACME CORP · Form 10-Q · quarterly period ended July 30, 2023 › Intro\n")
+    assert store.index_rows([rows[1][0]])[0][2] == rows[1][2]
+    with store.engine.connect() as conn:
+        prints = [r[0] for r in conn.execute(text("SELECT fingerprint FROM chunk ORDER BY id"))]
+    assert all(isinstance(p, int) for p in prints) and prints[0] != prints[1]
+    failed_id, _ = store.put_failed_document("default", "ctx.txt", sha256="z", size_bytes=1, reason="corrupt", detail="x")
+    assert failed_id == doc_id and store.get_document(doc_id).context is None  # derived again on the next parse
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def schema_2_engine(request, tmp_path):
+    """An empty database as schema version 2 left it."""
+    url = request.getfixturevalue("fresh_postgres_url") if request.param == "postgres" else None
+    engine = make_engine(Settings(data_dir=tmp_path / "d", database_url=url))
+    assert migrate(engine, target=2) == 2
+    yield engine
+    engine.dispose()
+
+
+def test_migration_3_keeps_earlier_documents_with_a_null_context(schema_2_engine):
+    """Rows written before migration 3 stay, read with a NULL context (ingest derives it on the
+    next run) and no fingerprint (never counted as boilerplate)."""
+    engine = schema_2_engine
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO collection (name, created_at) VALUES ('default', CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO document (collection_id, source, title, metadata, groups, status, size_bytes, chunk_count, text,"
+            " created_at, updated_at) VALUES (1, 'old.txt', 'Old', '{}', '[]', 'indexed', 1, 1, 'kept', CURRENT_TIMESTAMP,"
+            " CURRENT_TIMESTAMP)"))
+        conn.execute(text('INSERT INTO chunk (document_id, ordinal, text, context, token_count, start, "end", pages,'
+                          " heading_path, kind) VALUES (1, 0, 'kept', '', 1, 0, 4, '[]', '[]', 'text')"))
+    assert migrate(engine) == SCHEMA_VERSION >= 3
+    store = Store(engine)
+    assert store.get_document(1).context is None
+    record = store.chunk_records([1])[1]
+    assert (record.text, record.document_context) == ("kept", None)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT fingerprint FROM chunk")).scalar() is None

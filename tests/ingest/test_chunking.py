@@ -120,10 +120,13 @@ def check_invariants(doc: ParsedDocument, chunks: list[ChunkSpan], counter: Toke
         assert chunk.pages == tuple(sorted({el.page for el, _, _ in touched if el.page is not None}))
         assert chunk.kind == ("table" if any(el.kind is ElementKind.table for el, _, _ in touched) else "text")
         if chunk.context:
-            table = [(s, e) for el, s, e in touched if el.kind is ElementKind.table and s < chunk.start]
+            table = [(el, s, e) for el, s, e in touched if el.kind is ElementKind.table and s < chunk.start]
             assert table, "only later pieces of a table carry context"
-            header = next(line.strip() for line in text[table[0][0] : table[0][1]].split("\n") if line.strip())
-            assert chunk.context == header
+            element, start, end = table[0]
+            lines = [line.strip() for line in text[start:end].split("\n") if line.strip()]
+            head = "\n".join(lines[: element.head_lines])
+            assert chunk.context in head, "context is the table's head (caption, header), cut to fit"
+            assert REGEX.count(chunk.context) <= max_tokens // 2, "the head takes at most half the budget"
 
 
 # --- generated documents --------------------------------------------------------------

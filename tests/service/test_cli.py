@@ -16,6 +16,8 @@ def corpus(tmp_path):
     (folder / "a.md").write_text("# Travel\n\nBook trains for trips under 600 km.\n", encoding="utf-8")
     (folder / "b.txt").write_text("The backup window runs nightly from 01:00 to 03:00 UTC.\n", encoding="utf-8")
     (folder / "c.bin").write_bytes(b"\x00\x01\x02\x03" * 100)
+    (folder / "d.md").write_text("# Expense policy\n\nVersion 2.1\n\nEffective date: 1 March 2024\n\nClaims above EUR 5,000 need approval.\n",
+                                 encoding="utf-8")
     return folder
 
 
@@ -34,13 +36,13 @@ def test_admin_commands(tmp_path, corpus, capsys, monkeypatch):
     code, out = _run(capsys, *data, "ingest", str(corpus), "--json")
     assert code == EXIT_OK
     summary = json.loads(out)
-    assert (summary["added"], summary["failed"]) == (2, 1)
+    assert (summary["added"], summary["failed"]) == (3, 1)
     bad = [f for f in summary["files"] if f["status"] == "failed"][0]
     assert bad["path"].endswith("c.bin") and bad["reason"] == "unsupported_type"
 
     code, out = _run(capsys, *data, "stats", "--json")
     stats = json.loads(out)
-    assert code == EXIT_OK and stats["documents"] == 3 and stats["chunks"] == stats["vectors"] > 0
+    assert code == EXIT_OK and stats["documents"] == 4 and stats["chunks"] == stats["vectors"] > 0
 
     code, out = _run(capsys, *data, "verify", "--json")
     assert code == EXIT_OK and json.loads(out)["consistent"]
@@ -48,12 +50,20 @@ def test_admin_commands(tmp_path, corpus, capsys, monkeypatch):
     code, out = _run(capsys, *data, "search", "backup window", "--json", "--k", "1")
     assert code == EXIT_OK and json.loads(out)["results"][0]["source"].endswith("b.txt")
 
+    code, out = _run(capsys, *data, "search", "expense claims approval", "--json", "--k", "1")
+    found = json.loads(out)["results"][0]
+    assert found["title"] == "Expense policy"
+    assert found["document_context"] == "Expense policy · effective date 1 March 2024 · version 2.1"
+
     code, out = _run(capsys, *data, "reindex")
     assert code == EXIT_OK and "version 2" in out
 
     code, out = _run(capsys, *data, "documents", "list", "--json")
     docs = json.loads(out)
-    assert len(docs) == 3
+    assert len(docs) == 4
+    policy = [d for d in docs if d["source"].endswith("d.md")][0]["id"]
+    code, out = _run(capsys, *data, "documents", "show", str(policy), "--json")
+    assert code == EXIT_OK and json.loads(out)["context"].startswith("Expense policy · effective date 1 March 2024")
     target = [d for d in docs if d["source"].endswith("a.md")][0]["id"]
     assert _run(capsys, *data, "documents", "delete", str(target))[0] == EXIT_OK
     assert _run(capsys, *data, "documents", "show", str(target))[0] == EXIT_PROBLEM

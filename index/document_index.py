@@ -1,0 +1,122 @@
+"""A small in-memory BM25 index over what names each document (title, context line, file name).
+
+A question that names a company, product, form or period ("NVIDIA's total net sales in the
+quarter ended July 2023") is about one or a few documents; passages from other documents that
+share its wording ("total net sales") are not evidence. Chunk retrieval cannot see this on its
+own, so this index scores documents by how well the question's words name them; retrieval adds
+that score to each chunk of the document (``service.query.ranking``).
+
+Built from the catalog's document attributes and rebuilt when the catalog changes; a few
+thousand short descriptions take milliseconds. Scoring is vectorised per query term.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+_WORD = re.compile(r"[^\W_]+(?:[&'][^\W_]+)*")
+_PARTS = re.compile(r"[^\W\d_]+|\d+")
+# Words that name nothing: question words and the commonest function words.
+STOP_WORDS = frozenset(
+    "a an and are as at be by for from has have how in is it its of on or that the this to was were what when where "
+    "which who whom why will with does did do than then there their they these those into over under per vs via".split()
+)
+
+
+def terms(text: str) -> list[str]:
+    """Words of ``text``, lowercased; a word mixing letters and digits also counts by its parts
+    ("FY2018" -> fy2018, fy, 2018; "10-Q" -> 10, q), so "FY2018" finds "fiscal year 2018 (FY2018)"
+    and "10Q" finds "Form 10-Q". Possessives are dropped ("NVIDIA's" -> nvidia)."""
+    out: list[str] = []
+    for match in _WORD.finditer(text.casefold()):
+        word = match.group(0)
+        if word.endswith("'s"):
+            word = word[:-2]
+        word = word.replace("'", "")
+        if not word or word in STOP_WORDS:
+            continue
+        out.append(word)
+        parts = _PARTS.findall(word)
+        if len(parts) > 1:
+            out.extend(p for p in parts if p not in STOP_WORDS)
+    return out
+
+
+@dataclass(frozen=True)
+class _Postings:
+    rows: np.ndarray  # document rows holding the term
+    weights: np.ndarray  # BM25 term-frequency part for each, idf applied at query time
+    idf: float
+
+
+class DocumentIndex:
+    """BM25 (k1, b) over one short description per document."""
+
+    def __init__(self, descriptions: Iterable[tuple[int, str]], *, k1: float = 1.2, b: float = 0.5):
+        ids: list[int] = []
+        counts: list[dict[str, int]] = []
+        lengths: list[int] = []
+        for doc_id, text in descriptions:
+            words = terms(text or "")
+            if not words:
+                continue
+            bag: dict[str, int] = {}
+            for w in words:
+                bag[w] = bag.get(w, 0) + 1
+            ids.append(int(doc_id))
+            counts.append(bag)
+            lengths.append(len(words))
+        self.document_ids = np.asarray(ids, dtype=np.int64)
+        n = len(ids)
+        average = (sum(lengths) / n) if n else 1.0
+        by_term: dict[str, tuple[list[int], list[float]]] = {}
+        for row, (bag, length) in enumerate(zip(counts, lengths)):
+            norm = k1 * (1 - b + b * length / average)
+            for term, tf in bag.items():
+                rows, weights = by_term.setdefault(term, ([], []))
+                rows.append(row)
+                weights.append(tf * (k1 + 1) / (tf + norm))
+        self._postings = {
+            term: _Postings(np.asarray(rows, dtype=np.int64), np.asarray(weights, dtype=np.float64),
+                            math.log(1 + (n - len(rows) + 0.5) / (len(rows) + 0.5)))
+            for term, (rows, weights) in by_term.items()
+        }
+
+    def __len__(self) -> int:
+        return len(self.document_ids)
+
+    def scores(self, query: str, *, floor: float = 0.0, allowed: np.ndarray | None = None) -> dict[int, float]:
+        """Document id -> score in (0, 1]: BM25 divided by the best document's, keeping those
+        at or above ``floor`` of the best. Empty when no document's description matches.
+
+        ``allowed`` (sorted document ids) limits scoring to those documents, so that the
+        normalisation depends on nothing the caller may not see.
+        """
+        if not len(self.document_ids):
+            return {}
+        total = np.zeros(len(self.document_ids), dtype=np.float64)
+        matched = False
+        for term in dict.fromkeys(terms(query)):  # each distinct query word once
+            postings = self._postings.get(term)
+            if postings is None:
+                continue
+            np.add.at(total, postings.rows, postings.weights * postings.idf)
+            matched = True
+        if not matched:
+            return {}
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=np.int64)
+            if len(allowed) == 0:
+                return {}
+            at = np.minimum(np.searchsorted(allowed, self.document_ids), len(allowed) - 1)
+            total[allowed[at] != self.document_ids] = 0.0
+        best = float(total.max())
+        if best <= 0:
+            return {}
+        keep = np.flatnonzero(total >= max(floor, 1e-9) * best)
+        return {int(self.document_ids[i]): float(total[i] / best) for i in keep}

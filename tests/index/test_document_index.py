@@ -1,0 +1,59 @@
+"""The in-memory document index and boilerplate fingerprints (pure parts of the catalog)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index.boilerplate import normalise, shared_document_counts, text_fingerprint
+from index.document_index import DocumentIndex, terms
+
+DESCRIPTIONS = [
+    (1, "ACME WIDGETS CORPORATION · Form 10-Q · quarterly period ended July 30, 2023 · 2023 Q2 ACME\n2023 Q2 ACME.pdf"),
+    (2, "ZENITH STORES, INC. · Form 10-K · fiscal year ended January 28, 2023 (FY2023)\nZENITH_2023_10K.pdf"),
+    (3, "ZENITH STORES, INC. · Form 10-K · fiscal year ended January 29, 2022 (FY2022)\nZENITH_2022_10K.pdf"),
+    (4, "Travel and Expense Policy · effective date 1 March 2024 · version 3.2\ntravel-policy.docx"),
+]
+
+
+def test_terms_split_letters_from_digits_and_drop_possessives():
+    assert terms("What were ACME's FY2023 10-Q sales?") == ["acme", "fy2023", "fy", "2023", "10", "q", "sales"]
+
+
+def test_a_question_naming_a_company_and_period_scores_that_document_first():
+    index = DocumentIndex(DESCRIPTIONS)
+    found = index.scores("What was Zenith's FY2022 operating income?")
+    assert max(found, key=found.get) == 3 and found[3] == 1.0
+    assert 0 < found[2] < 1 and 1 not in found  # the same company's other year, less
+    assert max(index.scores("acme quarterly sales"), key=index.scores("acme quarterly sales").get) == 1
+    assert index.scores("how do I book travel under the expense policy") == {4: 1.0}
+
+
+def test_no_match_or_empty_index_gives_no_scores():
+    assert DocumentIndex(DESCRIPTIONS).scores("photosynthesis in algae") == {}
+    assert DocumentIndex([]).scores("anything") == {}
+    assert DocumentIndex([(9, "")]).scores("anything") == {}
+
+
+def test_floor_keeps_only_documents_close_to_the_best():
+    found = DocumentIndex(DESCRIPTIONS).scores("Zenith FY2022", floor=0.9)
+    assert list(found) == [3]
+
+
+def test_fingerprint_ignores_case_spacing_and_punctuation_only():
+    a = text_fingerprint("Follow us on Twitter, LinkedIn   and Instagram!")
+    assert a == text_fingerprint("follow us on twitter linkedin and instagram")
+    assert a != text_fingerprint("Follow us on Twitter, LinkedIn and Facebook!")
+    assert text_fingerprint("1,234") != text_fingerprint("1,235")  # figures are content
+    assert text_fingerprint(" ... ") is None and normalise("A-b") == "a b"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(0, 4)), max_size=40))
+def test_shared_document_counts_match_a_naive_count(rows):
+    documents = np.asarray([d for d, _ in rows], dtype=np.int64)
+    fingerprints = np.asarray([f for _, f in rows], dtype=np.int64)  # 0 = no fingerprint
+    got = shared_document_counts(documents, fingerprints).tolist()
+    want = [1 if f == 0 else len({d for d, g in rows if g == f}) for _, f in rows]
+    assert got == want

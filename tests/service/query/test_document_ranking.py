@@ -1,0 +1,111 @@
+"""Document-aware ranking end to end: a question naming a document favours it, boilerplate
+repeated across documents is demoted, and results can be spread over documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.engine import Groundwork
+from service.query.types import Principal, Query
+
+EVERYONE = Principal(id="t", all_access=True)
+FOOTER = "Follow us on social media for our latest results and news: LinkedIn, Instagram, YouTube."
+
+
+def _search(app: Groundwork, text: str, k: int, **options):
+    return app.pipeline.search(Query(text, EVERYONE, k=k, **options)).hits
+
+
+def _app(settings, hash_embedder, **overrides) -> Groundwork:
+    for key, value in overrides.items():
+        setattr(settings, key, value)
+    return Groundwork(settings, embedder=hash_embedder)
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (folder / name).write_text(body, encoding="utf-8")
+    return folder
+
+
+def _companies(folder: Path) -> Path:
+    """Three quarterly reports named only by file and cover line; the same table label in each."""
+    files = {}
+    for name, company, sales in (("orbital-2023-q2.md", "Orbital Machines", "1,111"), ("zenith-2023-q2.md", "Zenith Stores", "2,222"),
+                                 ("acme-2023-q2.md", "Acme Widgets", "3,333")):
+        files[name] = (f"# {company} quarterly report\n\nPrepared for the quarter ended June 30, 2023.\n\n"
+                       f"## Results of operations\n\nRevenue grew on strong demand in every segment of the business.\n\n"
+                       f"## Condensed statement of income\n\nTotal net sales were {sales} million for the quarter.\n")
+    return _write(folder, files)
+
+
+def test_naming_a_company_lifts_its_documents_chunks(settings, hash_embedder, tmp_path):
+    app = _app(settings, hash_embedder, document_boost_weight=0.5)
+    try:
+        app.ingest([_companies(tmp_path / "docs")], progress=False)
+        for question, figure in (("How much were Zenith's total net sales?", "2,222"), ("What were Acme's net sales", "3,333"),
+                                 ("orbital total net sales for the quarter", "1,111")):
+            hits = _search(app, question, 3)
+            assert figure in hits[0].text, (question, [h.text for h in hits])
+        # A question naming no document is ranked as before.
+        plain = _search(app, "total net sales for the quarter", 3)
+        app.settings.document_boost_weight = 0.0
+        assert [h.chunk_id for h in _search(app, "total net sales for the quarter", 3)] == [h.chunk_id for h in plain]
+    finally:
+        app.close()
+
+
+def test_document_scores_are_normalised_among_visible_documents_only(settings, hash_embedder, tmp_path):
+    app = _app(settings, hash_embedder)
+    try:
+        app.ingest([_companies(tmp_path / "docs")], progress=False)
+        app.catalog.refresh()
+        ids = {Path(d.source).stem: d.id for d in app.store.list_documents()}
+        index = app.catalog.document_index
+        assert max(index.scores("zenith quarterly report"), key=index.scores("zenith quarterly report").get) == ids["zenith-2023-q2"]
+        visible = np.asarray(sorted([ids["acme-2023-q2"], ids["orbital-2023-q2"]]))
+        hidden_best = index.scores("zenith quarterly report", allowed=visible)
+        assert ids["zenith-2023-q2"] not in hidden_best and all(v == 1.0 for v in hidden_best.values())
+    finally:
+        app.close()
+
+
+def _with_footer(folder: Path, n: int) -> Path:
+    files = {f"note-{i}.md": (f"# Field note {i}\n\n## Observation\n\nThe sensor {i} reported results within tolerance on site {i}.\n\n"
+                              f"## Contact\n\n{FOOTER}\n") for i in range(n)}
+    return _write(folder, files)
+
+
+def test_boilerplate_repeated_across_documents_is_demoted(settings, hash_embedder, tmp_path):
+    app = _app(settings, hash_embedder, boilerplate_min_documents=3, boilerplate_penalty=2.0, dedup_similarity=1.0)
+    try:
+        app.ingest([_with_footer(tmp_path / "docs", 4)], progress=False)
+        app.catalog.refresh()
+        documents, shared = app.catalog.chunk_facts(app.store.live_chunk_ids())
+        assert sorted(shared.tolist()).count(4) == 4  # the footer, once in each of four documents
+        question = "latest results on social media"
+        demoted = _search(app, question, 5)
+        assert FOOTER not in demoted[0].text and "within tolerance" in demoted[0].text
+        app.settings.boilerplate_penalty = 0.0
+        assert FOOTER in _search(app, question, 5)[0].text  # what it fixes
+    finally:
+        app.close()
+
+
+def test_spread_gives_other_documents_a_place(settings, hash_embedder, tmp_path):
+    long_doc = "# Leave policy\n\n" + "\n\n".join(f"## Leave rule {i}\n\nAnnual leave rule {i} applies to leave requests." for i in range(6))
+    folder = _write(tmp_path / "docs", {"a-policy.md": long_doc, "b-faq.md": "# FAQ\n\n## Leave\n\nLeave requests go to your manager.\n"})
+    app = _app(settings, hash_embedder)
+    try:
+        app.ingest([folder], progress=False)
+        crowded = _search(app, "annual leave rule requests", 3)
+        assert len({h.document_id for h in crowded}) == 1
+        spread = _search(app, "annual leave rule requests", 3, max_per_document=2)
+        assert len(spread) == 3 and len({h.document_id for h in spread}) == 2
+        assert [h.chunk_id for h in spread[:2]] == [h.chunk_id for h in crowded[:2]]
+    finally:
+        app.close()
