@@ -36,7 +36,8 @@ REPO = HERE.parents[1]
 PRODUCT = Path(os.environ.get("GROUNDWORK_QA_PRODUCT") or REPO).resolve()
 sys.path.insert(0, str(PRODUCT))
 # Files whose code decides what a parse returns; a change to any of them re-parses.
-PARSER_FILES = ("documents.py", "filetypes.py", "offline.py", "parsing.py", "parser_pool.py", "pdf_layout.py")
+PARSER_FILES = ("documents.py", "filetypes.py", "offline.py", "parsing.py", "parser_pool.py", "pdf_layout.py", "tables.py",
+                "ocr.py", "ocr_documents.py", "ocr_tesseract.py", "page_images.py", "safe_open.py")
 
 
 def _qa():

@@ -62,8 +62,10 @@ def test_question_naming_company_b_ranks_bs_table_first(gw, tmp_path):
     everyone = Principal(id="t", all_access=True)
     for question, company, figure in (("Zenith Stores total net sales", "ZENITH", "7,000"),
                                       ("ACME Widgets total net sales", "ACME", "5,000")):
-        top = gw.pipeline.search(Query(question, everyone, k=3)).hits[0]
-        assert figure in top.text, (question, top.text)
+        hits = gw.pipeline.search(Query(question, everyone, k=5)).hits
+        # The first passage carrying the shared label must be the named company's.
+        top = next(hit for hit in hits if "Total net sales" in hit.text)
+        assert figure in top.text, (question, [hit.text for hit in hits])
         assert company in (gw.store.get_document(top.document_id).context or "")
 
 
