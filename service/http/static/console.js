@@ -299,7 +299,8 @@ async function loadDocuments() {
       el("td", { class: "num" }, d.chunk_count),
       el("td", { class: "time" }, fmtTime(d.updated_at)),
       el("td", { class: "actions" },
-         el("button", { type: "button", class: "secondary", onclick: () => reingest(d) }, "Re-ingest"),
+         d.source.startsWith("upload://") ? null  // an upload has no server-side file to read again
+           : el("button", { type: "button", class: "secondary", onclick: () => reingest(d) }, "Re-ingest"),
          el("button", { type: "button", class: "danger", onclick: () => removeDocument(d) }, "Delete"))))));
 }
 
@@ -325,15 +326,16 @@ async function loadJobs() {
   const body = await api("GET", "/v1/ingest-jobs?limit=50");
   $("admin-jobs").replaceChildren(body.jobs.length ? table(["Job", "Status", "Progress", "Counts", "Created", "Finished"],
     body.jobs.map((j) => {
-      const total = j.counts.total || j.counts.files || 0;
-      const done = Object.entries(j.counts).filter(([k]) => !["total", "files", "chunks"].includes(k)).reduce((a, [, v]) => a + v, 0);
-      const share = total ? Math.min(100, Math.round((100 * done) / total)) : (j.status === "done" ? 100 : 0);
-      return el("tr", {},
+      // A job's counts grow as its files finish; the total is not known until it is done.
+      const files = j.counts.files || 0;
+      const live = j.status === "queued" || j.status === "running";
+      return el("tr", { "data-job": j.job_id },
         el("td", {}, el("code", {}, j.job_id.slice(0, 12))),
         el("td", {}, el("span", { class: "badge" + (j.status === "failed" ? " bad" : j.status === "done" ? " good" : "") }, j.status),
            j.error ? el("div", { class: "why" }, j.error) : null),
-        el("td", {}, el("div", { class: "progress", title: share + "%" }, bar(share))),
-        el("td", {}, Object.entries(j.counts).map(([k, v]) => `${k} ${v}`).join(" · ")),
+        el("td", {}, el("div", { class: "progress" + (live ? " live" : "") }, bar(live ? 35 : 100)),
+           el("div", { class: "hint" }, `${files} file${files === 1 ? "" : "s"}` + (live ? " so far" : ""))),
+        el("td", {}, Object.entries(j.counts).filter(([k, v]) => k !== "files" && v).map(([k, v]) => `${k} ${v}`).join(" · ")),
         el("td", { class: "time" }, fmtTime(j.created_at)), el("td", { class: "time" }, fmtTime(j.finished_at)));
     })) : el("p", { class: "hint" }, "No ingest jobs yet."));
   if (body.jobs.some((j) => j.status === "queued" || j.status === "running")) {

@@ -43,7 +43,7 @@ def samples(tmp_path_factory):
     """A server over data/samples: the HR policy in the hr group only, everything else public."""
     if not SAMPLES.is_dir():
         pytest.skip("data/samples is absent")
-    server = launch(tmp_path_factory.mktemp("console"), ingest=False)
+    server = launch(tmp_path_factory.mktemp("console"), ingest=False, ingest_roots=[SAMPLES])
     gw = server.groundwork
     public = [p for p in sorted(SAMPLES.iterdir()) if p.name not in ("README.md", HR_DOC)]
     gw.ingest(public, collection="default", groups=[], progress=False)
@@ -177,8 +177,15 @@ def test_a_reader_key_sees_no_admin_view_and_an_admin_key_does(samples, browser)
     assert made.startswith("gw_") and httpx.get(samples.base_url + "/v1/me", headers={"Authorization": f"Bearer {made}"}).json()["name"] == "console-made"
     browser.find_element(By.CSS_SELECTOR, '.subtab[data-admin="indexes"]').click()
     _wait(browser, lambda d: "Live version" in _by_id(d, "admin-indexes").get_attribute("textContent"))
-    browser.find_element(By.CSS_SELECTOR, '.subtab[data-admin="jobs"]').click()
-    _wait(browser, lambda d: _by_id(d, "admin-jobs").get_attribute("textContent"))
+    # Re-ingest from the documents table: the jobs pane opens and follows the job until it is done.
+    browser.find_element(By.CSS_SELECTOR, '.subtab[data-admin="documents"]').click()
+    runbook = samples.groundwork.store.list_documents(source_prefix=str(SAMPLES / "it-runbook.md"))[0].id
+    # Clicked inside the wait: the table is redrawn when its pane opens, which can replace the button.
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'#admin-documents tr[data-document="{runbook}"] button.secondary').click()
+          or True)
+    _wait(browser, lambda d: _by_id(d, "admin-jobs").is_displayed() and d.find_elements(By.CSS_SELECTOR, "#admin-jobs tr[data-job]"))
+    _wait(browser, lambda d: "done" in d.find_element(By.CSS_SELECTOR, "#admin-jobs tr[data-job]").get_attribute("textContent"))
+    assert "unchanged 1" in browser.find_element(By.CSS_SELECTOR, "#admin-jobs tr[data-job]").get_attribute("textContent")
     assert not _by_id(browser, "admin-error").get_attribute("textContent")
 
 
