@@ -73,10 +73,49 @@ def _document_context_and_chunk_fingerprints(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE chunk ADD COLUMN fingerprint BIGINT"))
 
 
+_AUDIT_TABLES = (
+    """CREATE TABLE audit_event (
+        id {serial},
+        occurred_at {timestamp} NOT NULL,
+        key_prefix VARCHAR(32) NOT NULL,
+        key_name VARCHAR(200) NOT NULL,
+        principal VARCHAR(200) NOT NULL,
+        route VARCHAR(200) NOT NULL,
+        action VARCHAR(40) NOT NULL,
+        query TEXT,
+        query_sha256 VARCHAR(64),
+        document_ids JSON NOT NULL,
+        chunk_ids JSON NOT NULL,
+        status INTEGER NOT NULL,
+        request_id VARCHAR(128)
+    )""",
+    "CREATE INDEX ix_audit_event_occurred_at ON audit_event (occurred_at)",
+    "CREATE INDEX ix_audit_event_key_prefix ON audit_event (key_prefix)",
+    """CREATE TABLE audit_document (
+        event_id INTEGER NOT NULL REFERENCES audit_event (id),
+        document_id INTEGER NOT NULL,
+        PRIMARY KEY (event_id, document_id)
+    )""",
+    "CREATE INDEX ix_audit_document_document_id ON audit_document (document_id)",
+)
+
+
+def _audit_trail(conn: Connection) -> None:
+    # Explicit DDL, not today's models (which later releases may change): see index/models.py
+    # AuditEvent and AuditDocument, which tests/index/test_migrations.py holds equal to this.
+    if conn.dialect.name == "postgresql":
+        types = {"serial": "SERIAL NOT NULL PRIMARY KEY", "timestamp": "TIMESTAMP WITHOUT TIME ZONE"}
+    else:
+        types = {"serial": "INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT", "timestamp": "DATETIME"}
+    for statement in _AUDIT_TABLES:
+        conn.execute(text(statement.format(**types)))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "change log document index", _chunk_embedding_lookup),
     Migration(3, "document context and chunk fingerprints", _document_context_and_chunk_fingerprints),
+    Migration(4, "audit trail", _audit_trail),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -154,3 +154,36 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int
     response: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who saw what: one row per search, answer, chat completion, chunk read or document change
+    (written by ``service.audit``). Ids are what the caller was given, never what was filtered out."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_occurred_at", "occurred_at"), Index("ix_audit_event_key_prefix", "key_prefix"),
+                      {"sqlite_autoincrement": True})
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    key_prefix: str = Field(max_length=32, description="the API key's public prefix; 'dev' in dev mode")
+    key_name: str = Field(default="", max_length=200)
+    principal: str = Field(default="", max_length=200)
+    route: str = Field(max_length=200, description="e.g. 'POST /v1/search' or 'mcp:search'")
+    action: str = Field(max_length=40, description="search, answer, chat, chunk_read, document_upload, ...")
+    query: str | None = Field(default=None, sa_column=Column(Text), description="the query text, unless audit_query_text=hash")
+    query_sha256: str | None = Field(default=None, max_length=64)
+    document_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    chunk_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: int = Field(description="the HTTP status the request was answered with")
+    request_id: str | None = Field(default=None, max_length=128)
+
+
+class AuditDocument(SQLModel, table=True):
+    """Which audit rows name a document: answers "who saw document D" through an index."""
+
+    __tablename__ = "audit_document"
+    __table_args__ = (Index("ix_audit_document_document_id", "document_id"),)
+
+    event_id: int = Field(foreign_key="audit_event.id", primary_key=True)
+    document_id: int = Field(primary_key=True)

@@ -144,6 +144,14 @@ class Settings(BaseSettings):
     ingest_roots: list[Path] = Field(default_factory=list, description="Server-side paths that admins may ingest from.")
     upload_spool_stale_s: float = Field(600.0, ge=0, description="At start the server deletes upload spool files (data_dir/uploads/.incoming-*) older than this: uploads whose process died mid-copy. An upload's spool file lives for the seconds its copy takes.")
 
+    # --- audit trail ---------------------------------------------------------------------
+    audit_mode: Literal["acknowledged", "buffered", "off"] = Field("acknowledged", description="acknowledged: a search, answer, chat completion, chunk read or document change is answered only after its audit row is committed (the writer thread batches the rows of concurrent requests into one transaction: a group commit), so the trail survives a crash up to the last answered request; a request whose row cannot be written gets 503 audit_unavailable, never an unaudited answer. buffered: the response does not wait; rows are committed within a batch's time, and a crash loses at most the rows still queued (audit_queue_size). off: nothing is recorded. Cost measured with bench/audit_latency.py (README, Audit trail).")
+    audit_query_text: Literal["text", "hash"] = Field("text", description="text: the query is stored as asked; hash: only its SHA-256 (hex) is stored, so the trail can answer 'did anyone ask X?' (hash X) without keeping what people asked. The hash is stored in both modes.")
+    audit_queue_size: int = Field(10_000, ge=1, description="Audit rows waiting for the writer thread. When it is full: acknowledged mode waits up to audit_queue_wait_s for room, then answers 503 audit_unavailable; buffered mode drops the row and counts it (groundwork_audit_events_total{outcome=\"dropped\"}). Not measured: at the measured hundreds of searches per second a full queue means the database has stopped taking writes for many seconds.")
+    audit_queue_wait_s: float = Field(5.0, ge=0, description="acknowledged mode: how long a request waits for room in a full audit queue (or for its row's commit) before it is answered 503 audit_unavailable.")
+    audit_batch_size: int = Field(500, ge=1, description="At most this many audit rows per insert transaction.")
+    audit_retention_days: float = Field(365.0, ge=0, description="Audit rows older than this are deleted by the server (hourly) and by `groundwork audit --prune`; 0 keeps them for ever. One year is a common governance default, not a measured figure.")
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path) -> Path:

@@ -32,6 +32,14 @@ if ! tessdata_found && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
      tesseract-ocr-eng tesseract-ocr-osd >/dev/null) \
    || echo "setup: Tesseract models could not be installed; images and scanned PDF pages will not be OCR'd" >&2
 fi
+# The web console's tests drive a real headless browser: Debian's chromium and its chromedriver.
+# Without them those tests skip, saying so; the console itself needs no browser on the server.
+if ! command -v chromedriver >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "setup: installing chromium and chromium-driver for the console's browser tests" >&2
+  (timeout 900 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends \
+     chromium chromium-driver >/dev/null) \
+   || echo "setup: chromium could not be installed; the console's browser tests will skip" >&2
+fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[test]"

@@ -125,7 +125,30 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true")
     k = ksub.add_parser("revoke")
     k.add_argument("key_id", help="key prefix or id")
+
+    p = sub.add_parser("audit", help="the audit trail, newest first: who searched, read or changed what")
+    p.add_argument("--key", help="a key's prefix or name")
+    p.add_argument("--since", type=_timestamp, help="ISO 8601 time (naive = UTC) or an age such as 24h, 7d, 30m")
+    p.add_argument("--until", type=_timestamp, help="rows before this time (same forms as --since)")
+    p.add_argument("--document", type=int, help="rows that returned or changed this document id")
+    p.add_argument("--action", help="search, answer, chat, chunk_read, document_upload, document_update, ...")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="one JSON array (the same fields as GET /v1/audit)")
+    p.add_argument("--prune", action="store_true", help="delete rows older than audit_retention_days, then exit")
     return parser
+
+
+def _timestamp(value: str):
+    """An ISO 8601 time, or an age back from now (``90s``, ``30m``, ``24h``, ``7d``)."""
+    from datetime import datetime, timedelta, timezone
+
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    if value and value[-1] in units and value[:-1].replace(".", "", 1).isdigit():
+        return datetime.now(timezone.utc) - timedelta(**{units[value[-1]]: float(value[:-1])})
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time or an age like 24h: {value!r}") from None
 
 
 def _settings(args):
@@ -537,9 +560,37 @@ def cmd_keys(args, settings) -> int:
     return EXIT_USAGE
 
 
+def cmd_audit(args, settings) -> int:
+    from index.audit_store import AuditStore
+    from index.db import open_database
+    from service.audit import AuditTrail
+
+    store = AuditStore(open_database(settings))
+    if args.prune:
+        removed = AuditTrail(store, settings).prune()
+        kept = f"older than {settings.audit_retention_days:g} days" if settings.audit_retention_days > 0 else "none: audit_retention_days is 0"
+        print(f"pruned {removed} audit row(s) ({kept})")
+        return EXIT_OK
+    if args.limit < 1:
+        print("groundwork: --limit must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    rows = store.query(key=args.key, since=args.since, until=args.until, document_id=args.document, action=args.action,
+                       limit=args.limit)
+    if args.json:
+        _print_json([row.to_json() for row in rows])
+        return EXIT_OK
+    for row in rows:
+        asked = f" q={row.query!r}" if row.query is not None else (f" q#={row.query_sha256[:12]}" if row.query_sha256 else "")
+        docs = f" docs={row.document_ids}" if row.document_ids else ""
+        print(f"{row.to_json()['occurred_at'][:19]}Z  {row.key_prefix:<12} {row.key_name[:16]:<16} {row.action:<16} "
+              f"{row.status}  {row.route}{asked}{docs}")
+    return EXIT_OK
+
+
 COMMANDS = {
     "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "documents": cmd_documents, "stats": cmd_stats,
     "verify": cmd_verify, "reindex": cmd_reindex, "snapshot": cmd_snapshot, "eval": cmd_eval, "serve": cmd_serve, "keys": cmd_keys,
+    "audit": cmd_audit,
 }
 
 

@@ -351,6 +351,42 @@ def key_out(row) -> KeyOut:
                   created_at=row.created_at, revoked_at=row.revoked_at, last_used_at=row.last_used_at)
 
 
+# --- operating: caller, jobs, indexes, audit --------------------------------------------------------
+
+
+class CallerOut(Struct, kw_only=True):
+    name: str
+    prefix: Annotated[str, Meta(description='The key\'s public prefix ("dev" in dev mode).')]
+    role: str
+    principal: str
+    groups: Annotated[list[str], Meta(description='Access groups; "*" sees every document.')]
+    auth: Annotated[Literal["required", "off"], Meta(description="off: dev mode, no key needed.")]
+
+
+class JobList(Struct, kw_only=True):
+    jobs: list[JobOut]
+
+
+class IndexesOut(Struct, kw_only=True):
+    live_version: int
+    versions: Annotated[list[int], Meta(description="Versions on disk (the live one and the one before it, kept for a rollback).")]
+    position: Annotated[int, Meta(description="Change-log position the live indexes reflect.")]
+    database_position: int
+    status: Annotated[str, Meta(description="ok, degraded (an index behind or being rebuilt) or failing (the database fails its check).")]
+    problems: list[str]
+    database_integrity: dict[str, Any]
+    vector_index: str
+    keyword_index: str
+    reindex: dict[str, Any]
+
+
+class AuditList(Struct, kw_only=True):
+    events: Annotated[list[dict[str, Any]], Meta(description="occurred_at, key_prefix, key_name, principal, route, action, status, "
+                                                         "query (or null when only its hash is kept), query_sha256, document_ids, chunk_ids, request_id.")]
+    next_cursor: Annotated[int | None, Meta(description="Pass as ?cursor= for older rows; null on the last page.")]
+    mode: Annotated[str, Meta(description="audit_mode: acknowledged, buffered or off.")]
+
+
 # --- health -------------------------------------------------------------------------------------
 
 

@@ -17,13 +17,16 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from index.audit_store import AuditStore
 from service import auth
+from service.audit import AuditTrail
 from service.engine import Groundwork
-from service.http import routes_admin, routes_documents, routes_health, routes_openai, routes_query
+from service.http import console, routes_admin, routes_documents, routes_health, routes_openai, routes_ops, routes_query
 from service.http.errors import EXCEPTION_HANDLERS
 from service.http.guard import authorize, caller
 from service.http.json_depth import check_json_depth
 from service.http.logging_setup import RequestObserver
+from service.http.mcp_endpoint import McpEndpoint
 from service.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from service.http.metrics import ServiceMetrics
 from service.http.ratelimit import RateLimiter
@@ -51,12 +54,15 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
         groundwork.store, groundwork.ingest, workers=settings.ingest_job_workers if start_jobs else 0, roots=settings.ingest_roots,
         on_finished=lambda job_id, summary: _job_finished(svc, job_id, summary),
     )
+    audit = AuditTrail(AuditStore(groundwork.engine), settings, on_outcome=lambda outcome, n: metrics.audit_events.inc(n, outcome=outcome))
     svc = Services(
         groundwork=groundwork, settings=settings, limiter=RateLimiter(settings.rate_limit_per_minute), metrics=metrics, jobs=jobs,
         uploads_dir=(settings.data_dir / "uploads").resolve(), search_pool=search_threads(settings.search_threads),
-        verified_keys=auth.VerifiedKeys(settings.auth_cache_s),
+        verified_keys=auth.VerifiedKeys(settings.auth_cache_s), audit=audit,
     )
     metrics.registry.on_collect(lambda: routes_health.index_gauges(svc))
+    metrics.registry.on_collect(lambda: metrics.audit_pending.set_all({(): float(audit.pending)}))
+    mcp = McpEndpoint(svc)
     metrics_route = get(
         "/metrics", sync_to_thread=True, tags=["service"], media_type=METRICS_CONTENT_TYPE, guards=[authorize],
         opt={"public": settings.metrics_public, "role": "admin"}, summary="Prometheus metrics (text format)",
@@ -65,16 +71,17 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
     api = Router(
         path=API_PREFIX, guards=[authorize], dependencies={"caller": Provide(caller, sync_to_thread=False)},
         route_handlers=[*routes_health.ROUTES, *routes_query.ROUTES, *routes_documents.ROUTES, *routes_admin.ROUTES,
-                        *routes_openai.ROUTES, routes_documents.upload_route(settings.max_upload_bytes)],
+                        *routes_openai.ROUTES, *routes_ops.ROUTES, routes_documents.upload_route(settings.max_upload_bytes)],
     )
     app = Litestar(
-        route_handlers=[api, metrics_route],
+        route_handlers=[api, metrics_route, mcp.route(), *console.routes()],
+        lifespan=[mcp.lifespan],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=NestingCheckedRequest,
         request_max_body_size=settings.max_request_bytes,
-        on_startup=[lambda: jobs.start()],
-        on_shutdown=[lambda: jobs.stop(), lambda: svc.search_pool.shutdown(wait=False)],
+        on_startup=[lambda: jobs.start(), lambda: audit.start()],
+        on_shutdown=[lambda: jobs.stop(), lambda: svc.search_pool.shutdown(wait=False), lambda: audit.stop()],
         openapi_config=OpenAPIConfig(
             title="Groundwork", version="1", description="Search and grounded answers over your documents. " + _ERROR_RESPONSES_DOC,
             components=Components(security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer", description="gw_<prefix>_<secret>")}),

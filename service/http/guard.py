@@ -14,7 +14,7 @@ from service.http.api_models import ApiError
 from service.http.logging_setup import current_request
 from service.http.services import Services
 
-_CALLER = "groundwork.caller"
+CALLER_SCOPE_KEY = "groundwork.caller"
 
 
 async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
@@ -43,7 +43,7 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
     required = handler.opt.get("role", "reader")
     if not caller.allows(required):
         raise ApiError(403, "forbidden", f"this operation needs the {required} role; the key has {caller.role}")
-    connection.scope[_CALLER] = caller  # type: ignore[literal-required]
+    connection.scope[CALLER_SCOPE_KEY] = caller  # type: ignore[literal-required]
 
 
 def _within_rate(svc: Services, caller: auth.KeyInfo) -> None:
@@ -60,4 +60,4 @@ def caller(request: Request, svc: NamedDependency[Services]) -> auth.KeyInfo:
     """The ``caller`` dependency: the key ``authorize`` verified. ``svc`` is unused, and there
     on purpose: a dependency of ``svc`` is resolved after it, whereas two independent ones are
     resolved concurrently, in a task group that spawns two tasks on every request."""
-    return request.scope[_CALLER]  # type: ignore[literal-required]
+    return request.scope[CALLER_SCOPE_KEY]  # type: ignore[literal-required]

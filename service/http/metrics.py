@@ -185,6 +185,8 @@ class ServiceMetrics:
         self.rate_limited = r.register(Counter("groundwork_rate_limited_total", "Requests refused by the per-key rate limit (429), by key name (its prefix when it has none).", ("key",)))
         self.fallbacks = r.register(Counter("groundwork_fallbacks_total", "Degraded answers: a stage failed and a fallback served the request.", ("stage",)))
         self.index = r.register(Gauges("groundwork_index_size", "Index and store sizes (vectors, keyword_docs, documents, chunks).", ("kind",)))
+        self.audit_events = r.register(Counter("groundwork_audit_events_total", "Audit rows: written, failed (their transaction did not commit; in acknowledged mode the request got 503) and dropped (buffered mode, queue full).", ("outcome",)))
+        self.audit_pending = r.register(Gauges("groundwork_audit_queue_rows", "Audit rows waiting for the writer thread."))
         self.query_embedding = r.register(Gauges("groundwork_query_embedding_total", "Batched query embedding since start: model calls (batches) and queries; queries/batches is the mean batch size.", ("kind",)))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

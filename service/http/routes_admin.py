@@ -54,6 +54,7 @@ def create_ingest_job(svc: NamedDependency[Services], caller: NamedDependency[au
         raise ApiError(400, "path_not_found", f"no such file or directory: {missing[0]}")
     job_id = svc.jobs.submit(paths, collection=collection, groups=groups, sync=data.sync, metadata=data.metadata,
                              submitted_by=caller.principal.id)
+    svc.audited_blocking(caller, "POST /v1/ingest-jobs", "ingest_job", 202)
     return Response(JobAccepted(job_id=job_id, status=JobStatus.queued), status_code=202,
                     headers={"Location": f"{API_PREFIX}/ingest-jobs/{job_id}"})
 

@@ -155,6 +155,8 @@ def upload_document(svc: NamedDependency[Services], caller: NamedDependency[auth
     svc.metrics.ingest_jobs.inc(status="done")
     result = summary.files[0] if summary.files else None
     status_text = result.status if result else "failed"
+    svc.audited_blocking(caller, "POST /v1/documents", "document_upload", 422 if status_text == "failed" else 200,
+                         document_ids=[result.document_id] if result and result.document_id else [])
     body = UploadResponse(document_id=result.document_id if result else None, job_id=job_id, status=status_text,
                           chunks=result.chunks if result else 0, source=source, reason=result.reason if result else "empty",
                           detail=result.detail if result else None)
@@ -168,10 +170,15 @@ def upload_document(svc: NamedDependency[Services], caller: NamedDependency[auth
     return Response(payload, status_code=status)  # type: ignore[return-value]
 
 
-def _visible_document(svc: Services, caller: auth.KeyInfo, document_id: int) -> Document:
+def _visible_document(svc: Services, caller: auth.KeyInfo, document_id: int, audit_route: str | None = None,
+                      audit_action: str = "") -> Document:
+    """The document, or 404 for missing and invisible alike (a refused change is audited
+    with no document id: the row must not confirm that it exists)."""
     check_id(document_id, "document")
     doc = svc.groundwork.store.get_document(document_id)
     if doc is None or not caller.principal.can_see(doc.groups or []):
+        if audit_route is not None:
+            svc.audited_blocking(caller, audit_route, audit_action, 404)
         raise not_found("document")
     return doc
 
@@ -201,19 +208,21 @@ def get_document(svc: NamedDependency[Services], caller: NamedDependency[auth.Ke
        summary="Change metadata, groups or title (no re-embedding)")
 def patch_document(svc: NamedDependency[Services], caller: NamedDependency[auth.KeyInfo], document_id: FromPath[int],
                    data: Annotated[DocumentPatch, Body(examples=[Example(summary="Restrict to HR", value={"groups": ["hr"], "metadata": {"owner": "people-ops"}})])]) -> DocumentOut:
-    _visible_document(svc, caller, document_id)
+    _visible_document(svc, caller, document_id, "PATCH /v1/documents/{document_id}", "document_update")
     groups = check_groups(data.groups) if data.groups is not None else None
     updated = svc.groundwork.store.update_document(document_id, metadata=data.metadata, groups=groups, title=data.title)
     if updated is None:
         raise not_found("document")
+    svc.audited_blocking(caller, "PATCH /v1/documents/{document_id}", "document_update", document_ids=[document_id])
     return document_out(updated, svc.groundwork.store.collections())
 
 
 @delete("/documents/{document_id:int}", sync_to_thread=True, opt={"role": "writer"}, responses=ERROR_RESPONSES, tags=["documents"], summary="Delete a document")
 def delete_document(svc: NamedDependency[Services], caller: NamedDependency[auth.KeyInfo], document_id: FromPath[int]) -> None:
-    doc = _visible_document(svc, caller, document_id)
+    doc = _visible_document(svc, caller, document_id, "DELETE /v1/documents/{document_id}", "document_delete")
     if not svc.groundwork.store.delete_document(document_id):
         raise not_found("document")
+    svc.audited_blocking(caller, "DELETE /v1/documents/{document_id}", "document_delete", 204, document_ids=[document_id])
     _remove_uploaded_file(svc, doc)
 
 

@@ -73,6 +73,7 @@ async def chat_completions(svc: NamedDependency[Services], caller: NamedDependen
             raise ApiError(404, "model_not_found", f"no collection named {data.model[:80]!r}; use 'groundwork' for all collections")
         filters = SearchFilters(collections=(data.model,))
     outcome = await svc.search(Query(question, caller.principal, k=svc.settings.context_chunks, filters=filters))
+    await svc.audited(caller, "POST /v1/chat/completions", "chat", query=question, hits=outcome.hits)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if data.stream:
         return Stream(_chat_events(svc, question, outcome, completion_id, created, data.model), media_type="text/event-stream",

@@ -51,6 +51,7 @@ async def search(svc: NamedDependency[Services], caller: NamedDependency[auth.Ke
     check_k(data.k, svc.settings)
     outcome = await svc.search(Query(data.query, caller.principal, k=data.k, mode=data.mode, filters=to_filters(data.filters),
                                      rerank=data.rerank, collapse=data.collapse))
+    await svc.audited(caller, "POST /v1/search", "search", query=data.query, hits=outcome.hits)
     return SearchResponse(results=[result_out(h) for h in outcome.hits], provenance=_provenance(svc, outcome), timings_ms=outcome.timings_ms)
 
 
@@ -62,6 +63,8 @@ async def answer(request: Request, svc: NamedDependency[Services], caller: Named
     check_query(data.query, svc.settings)
     k = check_k(data.k, svc.settings) or svc.settings.context_chunks
     outcome = await svc.search(Query(data.query, caller.principal, k=k, filters=to_filters(data.filters), rerank=data.rerank))
+    # Every passage the answer may draw on is recorded, before any of it is sent.
+    await svc.audited(caller, "POST /v1/answer", "answer", query=data.query, hits=outcome.hits)
     if not _wants_stream(request, data.stream):
         result = await anyio.to_thread.run_sync(svc.generate, data.query, outcome)
         return Response(answer_out(result, outcome.hits, _provenance(svc, outcome, result), outcome.timings_ms))
@@ -110,7 +113,9 @@ def get_chunk(svc: NamedDependency[Services], caller: NamedDependency[auth.KeyIn
     record = svc.groundwork.store.chunk_records([chunk_id]).get(chunk_id)
     # Invisible and missing look the same: a 404 must not confirm that the id exists.
     if record is None or not caller.principal.can_see(record.groups):
+        svc.audited_blocking(caller, "GET /v1/chunks/{chunk_id}", "chunk_read", 404)
         raise not_found("chunk")
+    svc.audited_blocking(caller, "GET /v1/chunks/{chunk_id}", "chunk_read", chunk_ids=[record.id], document_ids=[record.document_id])
     return ChunkOut(chunk_id=record.id, document_id=record.document_id, ordinal=record.ordinal, text=record.text, source=record.source,
                     title=record.title, pages=record.pages, section=" > ".join(record.heading_path) or None, start=record.start,
                     end=record.end, collection=record.collection)

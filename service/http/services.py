@@ -17,7 +17,9 @@ from litestar.datastructures import State
 
 from index.settings import Settings
 from service import auth
+from service.audit import AuditTrail
 from service.engine import Groundwork
+from service.http.logging_setup import current_request
 from service.http.metrics import ServiceMetrics
 from service.http.ratelimit import RateLimiter
 from service.jobs import JobRunner
@@ -36,6 +38,7 @@ class Services:
     uploads_dir: Path
     search_pool: ThreadPoolExecutor
     verified_keys: auth.VerifiedKeys
+    audit: AuditTrail
 
     def count_fallback(self, stage: str) -> None:
         self.metrics.fallbacks.inc(stage=stage)
@@ -51,9 +54,22 @@ class Services:
         self.metrics.observe_stages({"generate": outcome.timings_ms["generate"]})
         return answer
 
+    async def audited(self, caller: auth.KeyInfo, route: str, action: str, status: int = 200, **fields) -> None:
+        """Record who saw what (``service.audit``); in acknowledged mode, returns once committed."""
+        await self.audit.record(self.audit.event(caller, route, action, status, request_id=_request_id(), **fields))
+
+    def audited_blocking(self, caller: auth.KeyInfo, route: str, action: str, status: int = 200, **fields) -> None:
+        """``audited`` for handlers running on a worker thread."""
+        self.audit.record_blocking(self.audit.event(caller, route, action, status, request_id=_request_id(), **fields))
+
     def stream_answer(self, question: str, outcome: SearchOutcome) -> Iterator[str | Answer]:
         """Blocking iterator: drive it with ``iterate_in_thread``."""
         return self.groundwork.pipeline.generate_stream(question, outcome, on_fallback=self.count_fallback)
+
+
+def _request_id() -> str | None:
+    ctx = current_request.get()
+    return ctx.request_id if ctx is not None else None
 
 
 def services(state: State) -> Services:

@@ -160,6 +160,12 @@ class LiveServer:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=60, **kw)
 
+    def audit_rows(self, **filters) -> list:
+        """Audit rows, newest first (``AuditStore.query`` filters)."""
+        from index.audit_store import AuditStore
+
+        return AuditStore(self.groundwork.engine).query(**filters)
+
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=15)
