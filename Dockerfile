@@ -2,7 +2,7 @@
 # Run:  docker run -p 8000:8000 -v gw-data:/data -e GROUNDWORK_AUTH=required groundwork
 # Checked without a Docker daemon by tests/test_dockerfile.py (sources, entrypoint, user, healthcheck).
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     GROUNDWORK_DATA_DIR=/data GROUNDWORK_HOST=0.0.0.0 GROUNDWORK_PORT=8000 \
     GROUNDWORK_MODEL_CACHE_DIR=/opt/groundwork/models
 # The apt packages scripts/setup.sh installs: libmagic1 names file types; LibreOffice (writer,

@@ -83,7 +83,8 @@ def test_apt_packages_of_setup_are_in_the_image(recipe):
             found |= {w for w in match.group(1).split() if not w.startswith("-") and not w.startswith(">")}
         return found
 
-    wanted = packages((REPO / "scripts" / "setup.sh").read_text())
+    # The headless browser that drives the console's tests is no part of the service.
+    wanted = packages((REPO / "scripts" / "setup.sh").read_text()) - {"chromium", "chromium-driver"}
     image = packages(" ; ".join(_all(recipe, "RUN")))
     assert {"libreoffice-writer-nogui", "libreoffice-impress-nogui", "tesseract-ocr-eng", "tesseract-ocr-osd"} <= wanted
     assert wanted <= image, f"missing from the image: {sorted(wanted - image)}"
@@ -91,7 +92,8 @@ def test_apt_packages_of_setup_are_in_the_image(recipe):
 
 def test_model_export_cache_is_warmed_at_build_time(recipe):
     env = " ".join(_all(recipe, "ENV"))
-    assert "GROUNDWORK_MODEL_CACHE_DIR=" in env and "HF_HUB_OFFLINE=1" in env
+    # Offline mode needs no ENV line: the product sets it itself (ingest/runtime/offline.py).
+    assert "GROUNDWORK_MODEL_CACHE_DIR=" in env
     warm = [args for args in _all(recipe, "RUN") if "python -c" in args and "embed_documents" in args]
     assert warm, "no RUN warms the embedder's export cache"
     code = shlex.split(warm[0].split("python -c", 1)[1].split("&&")[0])[0]
