@@ -1,6 +1,6 @@
 """Retrieval over real company filings: FinanceBench through the product, beside a plain pipeline.
 
-    python bench/qa.py [--limit N] [--docs A,B|@file] [--json out.json] [--fresh] [--data-dir D] [--product DIR]
+    python bench/qa.py [--limit N] [--docs A,B|@file] [--max-pages N] [--json out.json] [--fresh] [--data-dir D] [--product DIR]
 
 The product ingests the question set's PDFs with `groundwork ingest` into a data dir cached under
 ``--cache-dir`` (keyed by a fingerprint of the product's ingest/ and index/ code and GROUNDWORK_*
@@ -401,6 +401,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=FINANCEBENCH, help="the FinanceBench folder (pdfs/ and the questions)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions (their documents only)")
     parser.add_argument("--docs", default="", help="only the questions on these documents (comma-separated names, or @file)")
+    parser.add_argument("--max-pages", type=int, default=0,
+                        help="only the questions on documents of at most N pages (a subset a busy machine ingests in minutes)")
     parser.add_argument("--json", type=Path, help="write per-question details here")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="product data dirs and baseline vectors (GROUNDWORK_BENCH_CACHE)")
     parser.add_argument("--data-dir", type=Path, help="the product's data dir (default: <cache-dir>/product-<code fingerprint>)")
@@ -420,6 +422,11 @@ def main() -> None:
     wanted = {name.strip() for name in docs.split(",") if name.strip()}
     if wanted:
         questions = [q for q in questions if q.doc_name in wanted]
+    if args.max_pages:
+        import pypdf
+
+        pages = {name: len(pypdf.PdfReader(args.data / "pdfs" / f"{name}.pdf").pages) for name in {q.doc_name for q in questions}}
+        questions = [q for q in questions if pages[q.doc_name] <= args.max_pages]
     pdfs = sorted({args.data / "pdfs" / f"{q.doc_name}.pdf" for q in questions})
     missing = [p.name for p in pdfs if not p.is_file()]
     if missing:
