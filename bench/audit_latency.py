@@ -142,7 +142,6 @@ def main() -> int:
     groundwork = Groundwork(settings)
     if args.data_dir is None:
         groundwork.ingest([p for p in (REPO / "data" / "samples").iterdir() if p.name != "README.md"], progress=False)
-        groundwork.refresh_indexes()
     key, _ = auth.create_key(groundwork.store, "reader", ["*"], "audit-bench")
     app = create_app(groundwork, start_jobs=False)
     server, thread, url = start_server(app)

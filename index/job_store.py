@@ -93,6 +93,17 @@ class JobStore:
                 session.expunge(failure)
             return job, list(failures)
 
+    def recent(self, *, status: str | None = None, limit: int = 50) -> list[IngestJob]:
+        """The newest jobs first (optionally of one status): what the admin job list shows."""
+        statement = select(IngestJob).order_by(IngestJob.created_at.desc(), IngestJob.id).limit(limit)
+        if status:
+            statement = statement.where(IngestJob.status == status)
+        with Session(self.engine) as session:
+            jobs = session.execute(statement).scalars().all()
+            for job in jobs:
+                session.expunge(job)
+            return list(jobs)
+
     def _set(self, job_id: str, **values) -> None:
         values["updated_at"] = utcnow()
         with Session(self.engine) as session, session.begin():

@@ -12,10 +12,7 @@ from typing import Annotated, Any
 from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
-from sqlalchemy import select
-from sqlmodel import Session
 
-from index.models import IngestJob
 from index.settings import AuthMode
 from service import auth
 from service.http.api_models import ApiError, AuditList, CallerOut, IndexesOut, JobList, JobOut
@@ -35,14 +32,10 @@ async def whoami(svc: NamedDependency[Services], caller: NamedDependency[auth.Ke
      summary="Recent ingestion jobs, newest first (counts grow while a job runs)")
 def list_ingest_jobs(svc: NamedDependency[Services], status: Annotated[str | None, QueryParameter(max_length=20)] = None,
                      limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50) -> JobList:
-    statement = select(IngestJob).order_by(IngestJob.created_at.desc(), IngestJob.id).limit(limit)
-    if status:
-        statement = statement.where(IngestJob.status == status)
-    with Session(svc.groundwork.engine) as session:
-        jobs = session.execute(statement).scalars().all()
-        return JobList(jobs=[JobOut(job_id=j.id, status=j.status, params=dict(j.params or {}), counts=dict(j.counts or {}),
-                                    error=j.error, failures=[], created_at=j.created_at, started_at=j.started_at,
-                                    finished_at=j.finished_at, updated_at=j.updated_at) for j in jobs])
+    jobs = svc.groundwork.store.jobs.recent(status=status, limit=limit)
+    return JobList(jobs=[JobOut(job_id=j.id, status=j.status, params=dict(j.params or {}), counts=dict(j.counts or {}),
+                                error=j.error, failures=[], created_at=j.created_at, started_at=j.started_at,
+                                finished_at=j.finished_at, updated_at=j.updated_at) for j in jobs])
 
 
 @get("/indexes", sync_to_thread=True, opt={"role": "admin"}, responses=ERROR_RESPONSES, tags=["admin"],

@@ -19,7 +19,8 @@ def _search(app: Groundwork, text: str, k: int, **options):
 
 
 def _app(settings, hash_embedder, **overrides) -> Groundwork:
-    for key, value in overrides.items():
+    """Each knob measured alone: no section packing and no document boost unless asked for."""
+    for key, value in {"chunk_min_tokens": 0, "document_boost_weight": 0.0, **overrides}.items():
         setattr(settings, key, value)
     return Groundwork(settings, embedder=hash_embedder)
 
