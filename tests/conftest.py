@@ -9,6 +9,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,75 +38,14 @@ def _pg_bin() -> Path | None:
     return Path(found).parent if found else None
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A real PostgreSQL cluster (initdb + pg_ctl) on a free loopback port, torn down after."""
+@contextmanager
+def _cluster(prefix_name: str) -> Iterator[tuple[str, list[str], dict]]:
+    """A real PostgreSQL cluster (initdb + pg_ctl) on a free loopback port with a database
+    ``groundwork``: its URL, its ``pg_ctl`` command and environment; torn down after."""
     bin_dir = _pg_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not installed")
-    base = Path(tempfile.mkdtemp(prefix="gw-pg-"))
-    data = base / "data"
-    port = _free_port()
-    as_root = os.geteuid() == 0
-    prefix: list[str] = []
-    if as_root:  # initdb refuses to run as root
-        shutil.chown(base, "postgres", "postgres")
-        os.chmod(base, 0o700)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
-    subprocess.run(prefix + [str(bin_dir / "initdb"), "-D", str(data), "-U", "gw", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True, env=env)
-    log = base / "pg.log"
-    subprocess.run(prefix + [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                             "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True, env=env)
-    try:
-        import psycopg
-
-        deadline = time.time() + 30
-        while True:
-            try:
-                with psycopg.connect(f"host=127.0.0.1 port={port} user=gw dbname=postgres", autocommit=True) as conn:
-                    conn.execute("CREATE DATABASE groundwork")
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield f"postgresql+psycopg://gw@127.0.0.1:{port}/groundwork"
-    finally:
-        subprocess.run(prefix + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True, env=env)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-class PrivatePostgres:
-    """A PostgreSQL cluster of one test's own, which it may stop, start and restart."""
-
-    def __init__(self, url: str, pg_ctl: list[str], env: dict):
-        self.url, self._pg_ctl, self._env = url, pg_ctl, env
-
-    def _run(self, *args: str) -> None:
-        subprocess.run(self._pg_ctl + list(args), check=True, capture_output=True, env=self._env)
-
-    def stop(self) -> None:
-        self._run("-m", "fast", "stop")
-
-    def start(self) -> None:
-        self._run("start")
-
-    def restart(self) -> None:
-        self._run("-m", "fast", "restart")
-
-
-@pytest.fixture
-def private_postgres():
-    """A private PostgreSQL cluster on a free loopback port, with a database ``groundwork``.
-    Private, because stopping or restarting the session's shared cluster would pull it from
-    under other tests."""
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not installed")
-    base = Path(tempfile.mkdtemp(prefix="gw-pg-private-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix_name))
     data, port = base / "data", _free_port()
     prefix: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
@@ -130,10 +71,44 @@ def private_postgres():
                 if time.time() > deadline:
                     raise
                 time.sleep(0.3)
-        yield PrivatePostgres(f"postgresql+psycopg://gw@127.0.0.1:{port}/groundwork", pg_ctl, env)
+        yield f"postgresql+psycopg://gw@127.0.0.1:{port}/groundwork", pg_ctl, env
     finally:
         subprocess.run(pg_ctl + ["-m", "immediate", "stop"], capture_output=True, env=env)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL cluster shared by the session's tests."""
+    with _cluster("gw-pg-") as (url, _pg_ctl, _env):
+        yield url
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of one test's own, which it may stop, start and restart."""
+
+    def __init__(self, url: str, pg_ctl: list[str], env: dict):
+        self.url, self._pg_ctl, self._env = url, pg_ctl, env
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(self._pg_ctl + list(args), check=True, capture_output=True, env=self._env)
+
+    def stop(self) -> None:
+        self._run("-m", "fast", "stop")
+
+    def start(self) -> None:
+        self._run("start")
+
+    def restart(self) -> None:
+        self._run("-m", "fast", "restart")
+
+
+@pytest.fixture
+def private_postgres():
+    """A private PostgreSQL cluster with a database ``groundwork``. Private, because stopping or
+    restarting the session's shared cluster would pull it from under other tests."""
+    with _cluster("gw-pg-private-") as (url, pg_ctl, env):
+        yield PrivatePostgres(url, pg_ctl, env)
 
 
 @pytest.fixture

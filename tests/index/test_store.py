@@ -11,15 +11,10 @@ from index.settings import Settings
 from index.store import DocumentWrite, NewChunk, Store
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        settings = Settings(data_dir=tmp_path / "d")
-    else:
-        settings = Settings(data_dir=tmp_path / "d", database_url=request.getfixturevalue("fresh_postgres_url"))
-    engine = open_database(settings)
-    yield Store(engine)
-    engine.dispose()
+@pytest.fixture
+def store(any_store):
+    """The store on SQLite and on Postgres (tests/index/conftest.py)."""
+    return any_store
 
 
 def _write(source: str, texts: list[str], groups=(), collection="default", sha="s") -> DocumentWrite:
