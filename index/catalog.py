@@ -38,8 +38,13 @@ class DocAttrs:
     context: str | None = None
 
     def description(self) -> str:
-        """What names the document for ``DocumentIndex``: its context line (or title) and file name."""
+        """What names the document for ``DocumentIndex``: its context line (or title) and file
+        name. A file name without a letter ("4983.txt", an export's record number) names nothing
+        a question would say, and would match any figure in one, so it is left out."""
         name = self.source.rstrip("/").rsplit("/", 1)[-1]
+        stem = name.rsplit(".", 1)[0]
+        if not any(ch.isalpha() for ch in stem):
+            return document_line(self.title, self.context)
         return f"{document_line(self.title, self.context)}\n{name}"
 
 

@@ -62,6 +62,7 @@ class AuditTrail:
         self.mode = settings.audit_mode
         self.keep_query_text = settings.audit_query_text == "text"
         self.batch_size = settings.audit_batch_size
+        self.commit_window_s = settings.audit_commit_window_ms / 1000.0
         self.queue_wait_s = settings.audit_queue_wait_s
         self.retention = timedelta(days=settings.audit_retention_days) if settings.audit_retention_days > 0 else None
         self.on_outcome = on_outcome
@@ -163,6 +164,7 @@ class AuditTrail:
 
     # --- the writer ----------------------------------------------------------------------------------
     def _run(self) -> None:
+        last_batch = 0
         while True:
             try:
                 item = self._queue.get(timeout=min(self.prune_every_s, 60.0))
@@ -171,6 +173,10 @@ class AuditTrail:
                 continue
             stop = item is _STOP
             batch = [] if stop else [item]
+            if not stop and self.commit_window_s > 0 and last_batch > 1:
+                # Requests are arriving concurrently (the last commit took several rows): let the
+                # ones in flight join this commit. A lone caller (last batch of one) never waits.
+                time.sleep(self.commit_window_s)
             while len(batch) < self.batch_size:
                 try:
                     more = self._queue.get_nowait()
@@ -182,6 +188,7 @@ class AuditTrail:
                 batch.append(more)
             if batch:
                 self._write(batch)
+            last_batch = len(batch)
             if stop:
                 return
             self._maybe_prune()

@@ -37,6 +37,7 @@ class DocumentAwareness:
     boilerplate_min_documents: int = 0
     boilerplate_penalty: float = 0.0
     document_max_named: int = 0
+    document_names_only: bool = False
 
     @property
     def active(self) -> bool:

@@ -90,7 +90,7 @@ class Retriever:
         settings = self.settings
         return DocumentAwareness(settings.document_boost_weight, settings.document_boost_floor,
                                  settings.boilerplate_min_documents, settings.boilerplate_penalty,
-                                 settings.document_boost_max_documents)
+                                 settings.document_boost_max_documents, settings.document_boost_names_only)
 
     def document_aware(self, text: str, fused: list[Fused], awareness: DocumentAwareness, allowed: Allowed | None,
                        depth: int) -> list[Fused]:
@@ -102,7 +102,8 @@ class Retriever:
         if awareness.document_weight > 0 and text:
             visible = allowed.documents if allowed is not None else None
             scores = self.catalog.document_index.scores(text, floor=awareness.document_floor, allowed=visible,
-                                                        max_documents=awareness.document_max_named)
+                                                        max_documents=awareness.document_max_named,
+                                                        names_only=awareness.document_names_only)
         return rescore(fused, adjustments(documents, shared, scores, awareness), limit=depth)
 
     def fetch_visible(self, ranked: list[Ranked], principal: Principal, need: int | None) -> list[Hit]:

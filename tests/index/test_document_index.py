@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from index.boilerplate import normalise, shared_document_counts, text_fingerprint
-from index.document_index import DocumentIndex, terms
+from index.catalog import DocAttrs
+from index.document_index import DocumentIndex, name_terms, terms
 
 DESCRIPTIONS = [
     (1, "ACME WIDGETS CORPORATION · Form 10-Q · quarterly period ended July 30, 2023 · 2023 Q2 ACME\n2023 Q2 ACME.pdf"),
@@ -28,6 +29,29 @@ def test_a_question_naming_a_company_and_period_scores_that_document_first():
     assert 0 < found[2] < 1 and 1 not in found  # the same company's other year, less
     assert max(index.scores("acme quarterly sales"), key=index.scores("acme quarterly sales").get) == 1
     assert index.scores("how do I book travel under the expense policy") == {4: 1.0}
+
+
+def test_name_terms_keep_words_written_as_names_only():
+    assert name_terms("What were ACME's FY2023 10-Q sales?") == ["acme", "fy2023", "fy", "2023", "10", "q"]
+    assert name_terms("Does Best Buy have positive working capital? Answer briefly.") == ["best", "buy"]
+    assert name_terms("Aspirin inhibits tumour growth in mice.") == []  # a capital that only starts a sentence
+    assert name_terms("how has eBay grown") == ["ebay"]
+
+
+def test_names_only_boosts_the_named_document_and_ignores_a_policy_asked_in_lower_case():
+    index = DocumentIndex(DESCRIPTIONS)
+    named = index.scores("What was Zenith's FY2022 operating income?", names_only=True)
+    assert max(named, key=named.get) == 3
+    assert index.scores("how do I book travel under the expense policy", names_only=True) == {}
+
+
+def test_a_file_name_without_letters_is_not_part_of_the_description():
+    def attrs(source):
+        return DocAttrs(id=1, collection="c", groups=frozenset(), source=source, mime_type=None, created_at=None,
+                        updated_at=None, metadata={}, indexed=True, title="Induction of myelodysplasia", context=None)
+
+    assert "4983" not in attrs("/corpus/4983.txt").description()
+    assert "ZENITH_2023_10K.pdf" in attrs("/filings/ZENITH_2023_10K.pdf").description()
 
 
 def test_no_match_or_empty_index_gives_no_scores():

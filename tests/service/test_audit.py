@@ -92,6 +92,67 @@ def test_concurrent_requests_share_one_commit(tmp_path, store):
     assert len(store.query(limit=100)) == 20
 
 
+class _CountingStore:
+    """Counts the rows of each commit; the first commit waits for ``first_gate``."""
+
+    def __init__(self, inner):
+        self.inner, self.batches = inner, []
+        self.first_entered, self.first_gate = threading.Event(), threading.Event()
+
+    def insert(self, records):
+        if not self.batches:
+            self.first_entered.set()
+            self.first_gate.wait(10)
+        self.batches.append(len(records))
+        self.inner.insert(records)
+
+
+def test_a_lone_caller_never_waits_for_the_commit_window(tmp_path, store):
+    trail = AuditTrail(store, _settings(tmp_path, audit_commit_window_ms=100))
+    trail.start()
+    try:
+        started = time.perf_counter()
+        for _ in range(5):
+            trail.record_blocking(trail.event(_caller(), "r", "search", 200))
+        assert time.perf_counter() - started < 0.4  # five rows, not five windows of 100 ms
+    finally:
+        trail.stop()
+
+
+def test_concurrent_callers_wait_one_window_and_share_its_commit(tmp_path, store):
+    counting = _CountingStore(store)
+    trail = AuditTrail(counting, _settings(tmp_path, audit_commit_window_ms=50))
+    trail.start()
+    try:
+        def burst(n):  # n callers at once
+            threads = [threading.Thread(target=trail.record_blocking, args=(trail.event(_caller(), "r", "search", 200),))
+                       for _ in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)
+
+        writers = [threading.Thread(target=trail.record_blocking, args=(trail.event(_caller(), "r", "search", 200),))
+                   for _ in range(3)]
+        writers[0].start()  # one row held in the first commit, two queued behind it
+        assert counting.first_entered.wait(5)
+        for t in writers[1:]:
+            t.start()
+        deadline = time.monotonic() + 5
+        while trail.pending < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        counting.first_gate.set()
+        for t in writers:
+            t.join(10)
+        assert counting.batches == [1, 2]
+        commits_before = len(counting.batches)
+        burst(10)  # the writer saw concurrency: these rows are gathered over one window
+        assert len(counting.batches) - commits_before <= 2
+        assert sum(counting.batches) == 13
+    finally:
+        trail.stop()
+
+
 def test_acknowledged_mode_refuses_when_the_row_cannot_be_written(tmp_path, store):
     counts: dict[str, int] = {}
     gated = _GatedStore(store, fail=True)
