@@ -1,7 +1,7 @@
 """FinanceBench retrieval, in process, for ranking variants over one ingest.
 
     python bench/qa_ranking.py --data-dir D [--parse-cache C] [--product DIR] [--k 5] [--json out.json]
-                               [--variants 'default;{"document_boost_weight": 0.5};...']
+                               [--variants 'default;{"document_boost_weight": 0.5};...'] [--answers]
 
 bench/qa.py measures the product as deployed (HTTP, one configuration). Ranking work needs the
 same metrics for many settings over one index: this ingests the question set's PDFs once into
@@ -143,8 +143,12 @@ def run(args) -> dict:
                         setattr(gw.settings, key, value)
                     outcomes = []
                     for question in questions:
-                        hits = gw.pipeline.search(Query(question.question, everyone, k=args.k, rerank=False)).hits
-                        outcomes.append(qa.Outcome([qa.Passage(Path(h.source).stem, h.pages, h.text, h.score, h.chunk_id) for h in hits]))
+                        found = gw.pipeline.search(Query(question.question, everyone, k=args.k, rerank=False))
+                        answer = None
+                        if args.answers:  # the answer route's own search (its k), then the generator
+                            answer = gw.pipeline.answer(Query(question.question, everyone, rerank=False))[0].text
+                        outcomes.append(qa.Outcome([qa.Passage(Path(h.source).stem, h.pages, h.text, h.score, h.chunk_id)
+                                                    for h in found.hits], answer))
                 finally:
                     for key, value in saved.items():
                         setattr(gw.settings, key, value)
@@ -152,11 +156,14 @@ def run(args) -> dict:
                 overall = qa.summarise(questions, scores)["overall"]
                 report[variant] = {
                     "summary": qa.summarise(questions, scores),
-                    "questions": [{"id": q.qid, "doc": q.doc_name, **s, "top": [[p.doc_name, p.pages, p.text[:200]] for p in o.passages]}
+                    "questions": [{"id": q.qid, "doc": q.doc_name, "question": q.question, "reference": q.answer, **s,
+                                   "answer": o.answer, "top": [[p.doc_name, p.pages, p.text[:200]] for p in o.passages]}
                                   for q, s, o in zip(questions, scores, outcomes)],
                 }
+                answered = (f"  answer figure {overall['answer_figure_hit'][0]:.3f}"
+                            if args.answers and overall["answer_figure_hit"][0] is not None else "")
                 print(f"{variant:<72} page hit@{args.k} {overall['evidence_page_hit'][0]:.3f}  figures {overall['figure_recall'][0]:.3f}"
-                      f"  same document {overall['same_doc_share'][0]:.3f}", flush=True)
+                      f"  same document {overall['same_doc_share'][0]:.3f}{answered}", flush=True)
         return report
     finally:
         gw.close()
@@ -170,6 +177,8 @@ def main() -> None:
     parser.add_argument("--variants", default="default", help="';'-separated: default, or a JSON object of settings overrides")
     parser.add_argument("--docs", default="", help="only the questions on these documents (comma-separated names)")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--answers", action="store_true", help="also answer each question (the configured generator) and "
+                        "report the share of answers holding a reference figure")
     parser.add_argument("--parse-timeout", type=float, default=600.0)
     parser.add_argument("--json", type=Path, help="per-question details")
     parser.add_argument("--data", type=Path, default=None, help="the FinanceBench folder (default: the shared data's)")

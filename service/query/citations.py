@@ -79,9 +79,20 @@ def words(text: str) -> list[str]:
     return tokens
 
 
+_YEAR_IN_WORD = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+
+
 def content_terms(text: str) -> list[str]:
-    """Stemmed words that carry meaning, in order (duplicates kept)."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS]
+    """Stemmed words that carry meaning, in order (duplicates kept). A word fusing a year with
+    letters counts as the year ("FY2021" -> 2021, "2023E" -> 2023), so a question about FY2021
+    meets a table whose header says "August 29, 2021"."""
+    out = []
+    for w in words(text):
+        if w in STOPWORDS:
+            continue
+        years = _YEAR_IN_WORD.findall(w) if not w.isdigit() else []
+        out.extend(years or [stem(w)])
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,8 +358,14 @@ class ContextSentences:
             for start, end in sentence_spans(hit.text)
         ]
         self.idf, self.unseen_idf = idf_weights(s.terms for s in self.sentences)
+        # What a sentence's place says about it: the document (title, and the context line that
+        # names its company, form and period) and the headings above it. A table row such as
+        # "Total assets | August 29, 2021: $59,268" answers "Costco's total assets in FY2021"
+        # only together with that place.
         self.heading_terms = [
-            frozenset(content_terms(" ".join([hit.title or "", *hit.heading_path]))) for hit in self.passages
+            frozenset(content_terms(" ".join([hit.title or "", hit.document_context or "",
+                                              *hit.heading_path])))
+            for hit in self.passages
         ]
 
     def support(self, query_terms: AbstractSet[str], sentence: ContextSentence, *, with_headings: bool = True) -> float:
