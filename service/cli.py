@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="follow symlinks inside the folders given (by default each fails alone with reason symlink)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="parse and embed on a Ray cluster (the [ray] extra): 'auto' joins the one running here, an address "
+                        "joins that one, no value starts a local one (default: GROUNDWORK_RAY_ADDRESS, else no Ray)")
 
     for name, help_text in (("search", "hybrid search"), ("ask", "grounded answer with citations")):
         p = sub.add_parser(name, help=help_text)
@@ -235,7 +238,7 @@ def cmd_ingest(args, settings) -> int:
     try:
         summary = gw.ingest(args.paths, collection=args.collection, groups=args.groups, sync=args.sync,
                             progress=False if (args.no_progress or args.json) else None, follow_symlinks=args.follow_symlinks,
-                            index_now=True)
+                            index_now=True, ray_address=args.ray or settings.ray_address)
         indexed_now = gw.maintains_indexes
         behind = gw.storage_health()["indexes"]["problems"] if indexed_now else []
         if behind:  # the documents are committed; the indexes replay them later
