@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace the database, indexes and uploads of a non-empty data directory")
     s.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("indexes", help="index files of this data directory")
+    isub = p.add_subparsers(dest="action", required=True)
+    s = isub.add_parser("seed", help="a new replica: copy another data directory's live index files (same database), then catch up")
+    s.add_argument("--from", dest="source", type=Path, required=True, metavar="OTHER_DATA_DIR")
+    s.add_argument("--json", action="store_true")
+
     p = sub.add_parser("eval", help="retrieval quality on a BEIR-format dataset")
     p.add_argument("--beir", type=Path, required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
     p.add_argument("--split", default="test")
@@ -498,6 +504,29 @@ def cmd_snapshot(args, settings) -> int:
     return EXIT_OK if report["consistent"] and not report.get("repaired") else EXIT_PROBLEM
 
 
+def cmd_indexes(args, settings) -> int:
+    from index.indexset import seed_indexes
+
+    seeded = seed_indexes(settings, args.source)
+    gw = _app(settings)
+    try:
+        report = gw.verify()  # opens the seeded files, replays the change log since their positions, checks
+    finally:
+        gw.close()
+    consistent = report["consistent"] and not report.get("repaired")
+    if args.json:
+        _print_json({"seeded": seeded, "verify": report})
+    else:
+        print(f"seeded index version {seeded['version']} from {args.source} (vectors at {seeded.get('vectors_position', '-')}, "
+              f"keyword at {seeded.get('keyword_position', '-')}); caught up to {report.get('position')}")
+        for name, reason in (seeded.get("skipped") or {}).items():
+            print(f"  note: {name} index not copied ({reason}); rebuilt from the database")
+        print("verify: " + ("consistent" if consistent else "INCONSISTENT"))
+        for problem in report["problems"]:
+            print(f"  problem: {problem}")
+    return EXIT_OK if consistent else EXIT_PROBLEM
+
+
 def cmd_eval(args, settings) -> int:
     from service.beir import run_beir_eval
 
@@ -592,7 +621,7 @@ def cmd_audit(args, settings) -> int:
 
 COMMANDS = {
     "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "documents": cmd_documents, "stats": cmd_stats,
-    "verify": cmd_verify, "reindex": cmd_reindex, "snapshot": cmd_snapshot, "eval": cmd_eval, "serve": cmd_serve, "keys": cmd_keys,
+    "verify": cmd_verify, "reindex": cmd_reindex, "snapshot": cmd_snapshot, "indexes": cmd_indexes, "eval": cmd_eval, "serve": cmd_serve, "keys": cmd_keys,
     "audit": cmd_audit,
 }
 
