@@ -46,6 +46,7 @@ LOCAL = "local"
 # Settings a worker must not carry: it never opens the database, and secrets stay on the driver.
 _DRIVER_ONLY_SETTINGS = frozenset({"database_url", "openai_api_key"})
 _ACTOR_RETRIES = 3
+_ACTOR_START_TIMEOUT_S = 300.0  # model load and parser start-up; longer means the cluster lacks room for them
 _CALLS_IN_FLIGHT_PER_PARSER = 2  # one parsing, one queued: no idle gap between files
 
 
@@ -139,9 +140,12 @@ class EmbedWorker:
 # ============================================================================================
 
 
-def _call(ray: Any, refs: Any) -> Any:
+def _call(ray: Any, refs: Any, timeout: float | None = None) -> Any:
     try:
-        return ray.get(refs)
+        return ray.get(refs, timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        raise RayUnavailable(f"Ray workers did not start within {timeout:.0f} s: does the cluster have a free CPU (or GPU) "
+                             "for each of them? (ray_parse_actors, ray_embed_actors)") from None
     except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
         raise RayWorkerLost(f"a Ray worker was lost beyond its retries: {exc}") from exc
 
@@ -157,7 +161,7 @@ class RayEmbedder(Embedder):
     def __init__(self, ray: Any, actors: list[Any], model_name: str):
         self._ray = ray
         self._actors = actors
-        identities = _call(ray, [a.identity.remote() for a in actors])
+        identities = _call(ray, [a.identity.remote() for a in actors], _ACTOR_START_TIMEOUT_S)
         first = identities[0]
         for other in identities[1:]:
             if (other["fingerprint"], other["dimension"]) != (first["fingerprint"], first["dimension"]):
@@ -259,7 +263,10 @@ class RayCluster:
             runtime_env = {"env_vars": _worker_environment()}
             try:
                 if address == LOCAL:
-                    ray.init(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+                    # CPUs are a count for scheduling here: enough for every actor asked for.
+                    wanted = settings.ray_parse_actors + max(settings.ray_embed_actors, 1)
+                    ray.init(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env,
+                             num_cpus=max(os.cpu_count() or 1, wanted))
                 else:
                     ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -282,6 +289,7 @@ class RayCluster:
                              for _ in range(parsers)]
         try:
             self.embedder = RayEmbedder(ray, self.embed_actors, settings.embedding_model)
+            _call(ray, [a.pid.remote() for a in self.parse_actors], _ACTOR_START_TIMEOUT_S)  # started, not just scheduled
         except BaseException:
             self.close()
             raise
