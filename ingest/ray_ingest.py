@@ -240,8 +240,11 @@ class RayParsePool:
                 submit(actor)
                 yield path, outcome
         finally:
-            for ref in in_flight:  # the job stopped early: do not leave parses running for it
-                self._ray.cancel(ref)
+            for ref in in_flight:  # the job stopped early: do not leave parses queued for it
+                try:
+                    self._ray.cancel(ref)
+                except Exception:  # already finished, or not cancellable once running: it ends alone
+                    pass
 
 
 class RayCluster:

@@ -183,12 +183,15 @@ def _snapshot(database: Path) -> dict:
     return snapshot(database)
 
 
-def test_kill_9_of_the_driver_mid_job_then_rerun_equals_a_clean_run(ray_cluster, tmp_path):
+def test_kill_9_of_the_driver_mid_job_then_rerun_equals_a_clean_run(ray_cluster, real_embedder, tmp_path):
+    from service.engine import Groundwork
+
     corpus = write_corpus(tmp_path / "corpus", documents=40)
-    clean = _cli(tmp_path / "clean", "ingest", str(corpus), "--ray", ray_cluster, "--json")
-    out, err = clean.communicate(timeout=600)
-    assert clean.returncode == 0, err[-3000:]
-    assert json.loads(out)["added"] == 40
+    clean = Groundwork(_settings(tmp_path / "clean", chunk_max_tokens=60), embedder=real_embedder)
+    try:
+        assert clean.ingest([corpus], progress=False).count("added") == 40
+    finally:
+        clean.close()
 
     data = tmp_path / "killed"
     proc = _cli(data, "ingest", str(corpus), "--ray", ray_cluster, "--json")
@@ -236,10 +239,3 @@ def test_kill_9_of_a_parse_worker_mid_job_is_retried(ray_cluster, real_embedder,
         gw.close()
     _assert_same_store(tmp_path / "single" / "groundwork.db", tmp_path / "ray" / "groundwork.db")
 
-
-def test_worker_settings_carry_no_database_url_or_secret(tmp_path):
-    from ingest.ray_ingest import worker_settings
-
-    values = worker_settings(_settings(tmp_path, database_url="postgresql+psycopg://gw@127.0.0.1/x", openai_api_key="sk-x"))
-    assert "database_url" not in values and "openai_api_key" not in values
-    assert Path(values["model_cache_dir"]).is_absolute()
