@@ -152,7 +152,7 @@ def ray_main(args) -> None:
         gw.close()
         out = summary.to_json()
         docs_s = out["added"] / job_s
-        rows_out.append([name, f"{out['added']}", f"{out['chunks']}", f"{startup_s:.1f}", f"{job_s:.1f}", f"{docs_s:.1f}"])
+        rows_out.append([name, f"{out['added']}", f"{out['chunks']}", f"{startup_s:.1f}", f"{job_s:.1f}", f"{docs_s:.1f}", docs_s])
         return docs_s
 
     baseline = run("single process [baseline]", None)
@@ -161,7 +161,7 @@ def ray_main(args) -> None:
     print(f"machine: {machine()}")
     print(f"corpus: {label}; Ray at {args.ray}")
     for row in rows_out:
-        row.append(f"{float(row[5]) / baseline:.2f}")
+        row.append(f"{row.pop(6) / baseline:.2f}")
     print(table(rows_out, ["pipeline", "files", "chunks", "start-up s", "job s", "docs/s", "x baseline"]))
 
 
