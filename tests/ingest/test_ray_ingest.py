@@ -71,6 +71,10 @@ def ray_cluster():
     while 10000 <= port < 20000:  # Ray's default worker port range
         port = _free_port()
     address = f"127.0.0.1:{port}"
+    # A loopback cluster of the test's own: no token authentication, which a token left in
+    # ~/.ray by another cluster would otherwise switch on (and then refuse this one's clients).
+    previous_auth = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     nodes = [_start_node(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"], temp / "head.log")]
     try:
         deadline = time.monotonic() + 400  # start-up is seconds, but minutes on a loaded machine
@@ -84,6 +88,10 @@ def ray_cluster():
     finally:
         for node in reversed(nodes):
             _stop_node(node)
+        if previous_auth is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = previous_auth
 
 
 def _settings(data_dir: Path, **overrides):
