@@ -2,6 +2,12 @@
 plain `SentenceTransformer.encode` over the very same chunk texts, in the same run.
 
     python bench/ingest.py [--docs 400]
+    python bench/ingest.py --ray [ADDRESS] [--docs 400]
+
+With ``--ray``: the single-process pipeline, then the same job through Ray with 1 and with 2
+parse workers (one embed worker), each into a fresh data directory, in the same run. Without
+an ADDRESS each Ray run starts a private local cluster; start-up (cluster, model load, parser
+start) is timed apart from the job.
 
 Corpus: SciFact abstracts written out as plain-text files (when ../shared/data is present),
 otherwise generated paragraphs (labelled synthetic). Target: pipeline >= 0.8x plain encode.
@@ -45,7 +51,12 @@ def write_corpus(folder: Path, n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=400)
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="also ingest through Ray (1 and 2 parse workers); no value: a local cluster per run")
+    parser.add_argument("--ray-workers", default="1,2", help="parse worker counts to measure with --ray")
     args = parser.parse_args()
+    if args.ray:
+        return ray_main(args)
 
     from index.settings import Settings
     from ingest.runtime.offline import set_offline_environment
@@ -112,6 +123,46 @@ def main() -> None:
     ]
     print(table(rows_out, ["what", "files/s", "chunks/s", "x baseline"]))
     gw.close()
+
+
+def ray_main(args) -> None:
+    """docs/s of the single-process pipeline and of Ray with N parse workers, same corpus, same run."""
+    from index.settings import Settings
+    from ingest.runtime.offline import set_offline_environment
+
+    set_offline_environment()
+    from service.engine import Groundwork
+
+    work = Path(tempfile.mkdtemp(prefix="gw-bench-ray-"))
+    label = write_corpus(work / "corpus", args.docs)
+    rows_out = []
+
+    def run(name: str, ray_address: str | None, **overrides) -> float:
+        settings = Settings(data_dir=work / name, reranker_enabled=False, **overrides)
+        gw = Groundwork(settings)
+        t0 = time.perf_counter()
+        if ray_address:
+            gw._ray(ray_address)  # cluster, actors, model and parsers started outside the timed job
+        else:
+            gw.embedder, gw.tokens
+        startup_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        summary = gw.ingest([work / "corpus"], progress=False, ray_address=ray_address)
+        job_s = time.perf_counter() - t0
+        gw.close()
+        out = summary.to_json()
+        docs_s = out["added"] / job_s
+        rows_out.append([name, f"{out['added']}", f"{out['chunks']}", f"{startup_s:.1f}", f"{job_s:.1f}", f"{docs_s:.1f}", docs_s])
+        return docs_s
+
+    baseline = run("single process [baseline]", None)
+    for workers in (int(w) for w in args.ray_workers.split(",")):
+        run(f"ray, {workers} parse worker(s) + 1 embed worker", args.ray, ray_parse_actors=workers, ray_embed_actors=1)
+    print(f"machine: {machine()}")
+    print(f"corpus: {label}; Ray at {args.ray}")
+    for row in rows_out:
+        row.append(f"{row.pop(6) / baseline:.2f}")
+    print(table(rows_out, ["pipeline", "files", "chunks", "start-up s", "job s", "docs/s", "x baseline"]))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import shutil
 import threading
 import time
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.atomic import atomic_write_json, read_json, sha256_file
+from index.atomic import atomic_write_json, fsync_dir, read_json, sha256_file
 from index.errors import IndexCorrupt, IndexMismatch, StorageUnavailable
 from index.keyword import KeywordDoc, KeywordIndex
 from index.keyword_factory import open_keyword_index
@@ -776,3 +777,40 @@ def _is_damage(exc: BaseException) -> bool:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def seed_indexes(settings: Settings, source_data_dir: Path) -> dict:
+    """Give a new replica the live index version of another data directory over the same database.
+
+    The live version's files and manifests are copied and checked against their recorded
+    digests (the snapshot's copy, ``index.snapshot``, retried while a commit lands under it);
+    opening the data directory then replays the change log from the positions those manifests
+    record, instead of rebuilding every index from the database. An index that cannot be copied
+    is left out and rebuilt at open. Refuses a data directory that already has indexes, or that a
+    running process holds. Both directories must follow one database: positions are change-log
+    sequence numbers of that database.
+    """
+    from index.snapshot import SnapshotRefused, _copy_indexes, _fsync_tree, _refuse_if_held
+
+    source_data_dir, target_root = Path(source_data_dir).resolve(), settings.data_dir / "indexes"
+    if source_data_dir == settings.data_dir.resolve():
+        raise SnapshotRefused("a data directory cannot be seeded from itself")
+    if not (source_data_dir / "indexes" / "CURRENT.json").is_file():
+        raise SnapshotRefused(f"{source_data_dir} holds no index to seed from (no indexes/CURRENT.json)")
+    _refuse_if_held(settings.data_dir)
+    if (target_root / "CURRENT.json").exists() or any(target_root.glob("v*")):
+        raise SnapshotRefused(f"{settings.data_dir} already has indexes; seed only a new data directory")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    staging = settings.data_dir / f".indexes.seeding-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        copied = _copy_indexes(settings.model_copy(update={"data_dir": source_data_dir}), staging, {})
+        if copied.get("version") is None:
+            raise SnapshotRefused(f"nothing to seed from {source_data_dir}: {(copied.get('skipped') or {}).get('all')}")
+        _fsync_tree(staging / "indexes")
+        shutil.rmtree(target_root, ignore_errors=True)  # at most an empty folder or a stale lock file
+        (staging / "indexes").rename(target_root)
+        fsync_dir(settings.data_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return copied

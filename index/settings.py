@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(False, description="Serve /metrics without a key. Off by default: index sizes count every document, including those a given key may not see; Prometheus can send an admin key as a bearer token.")
     ingest_job_workers: int = 1
     ingest_roots: list[Path] = Field(default_factory=list, description="Server-side paths that admins may ingest from.")
+    ray_address: str | None = Field(None, description="Bulk ingestion on Ray (the [ray] extra; ingest/ray_ingest.py): CLI ingests and HTTP ingestion jobs parse on the cluster's CPU workers and embed in its model actors, committing from this process as always. `local` starts a private cluster on this machine, `auto` joins the one `ray start` runs here, else a cluster address (host:port, ray://host:10001). Unset: everything runs in this process (uploads always do). `groundwork ingest --ray [ADDRESS]` overrides it.")
+    ray_parse_actors: int = Field(0, ge=0, description="Ray parse workers (each a one-process parser pool with the usual limits), spread over the nodes; 0: one per CPU the cluster has left after the embed workers.")
+    ray_embed_actors: int = Field(0, ge=0, description="Ray embed workers, each loading the model once; 0: one per GPU in the cluster (fp16, one GPU each), or one CPU worker (OpenVINO) when it has none.")
     upload_spool_stale_s: float = Field(600.0, ge=0, description="At start the server deletes upload spool files (data_dir/uploads/.incoming-*) older than this: uploads whose process died mid-copy. An upload's spool file lives for the seconds its copy takes.")
 
     # --- audit trail ---------------------------------------------------------------------

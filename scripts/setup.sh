@@ -42,7 +42,8 @@ if ! command -v chromedriver >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-
 fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test]"
+# [ray]: the distributed-ingestion tests start a real local Ray cluster (tests/ingest/test_ray_ingest.py).
+python -m pip install -q -e ".[test,ray]"
 if python -c "import torch,sys; sys.exit(0 if torch.version.cuda else 1)" && ! command -v nvidia-smi >/dev/null; then
   echo "setup: a CUDA build of torch was installed on a machine without a GPU" >&2
   exit 1

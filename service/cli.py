@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="follow symlinks inside the folders given (by default each fails alone with reason symlink)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="parse and embed on a Ray cluster (the [ray] extra): 'auto' joins the one running here, an address "
+                        "joins that one, no value starts a local one (default: GROUNDWORK_RAY_ADDRESS, else no Ray)")
 
     for name, help_text in (("search", "hybrid search"), ("ask", "grounded answer with citations")):
         p = sub.add_parser(name, help=help_text)
@@ -99,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     s = ssub.add_parser("restore", help="restore DIR into the (empty) data directory, then catch up and verify")
     s.add_argument("dir", type=Path)
     s.add_argument("--force", action="store_true", help="replace the database, indexes and uploads of a non-empty data directory")
+    s.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("indexes", help="index files of this data directory")
+    isub = p.add_subparsers(dest="action", required=True)
+    s = isub.add_parser("seed", help="a new replica: copy another data directory's live index files (same database), then catch up")
+    s.add_argument("--from", dest="source", type=Path, required=True, metavar="OTHER_DATA_DIR")
     s.add_argument("--json", action="store_true")
 
     p = sub.add_parser("eval", help="retrieval quality on a BEIR-format dataset")
@@ -235,7 +244,7 @@ def cmd_ingest(args, settings) -> int:
     try:
         summary = gw.ingest(args.paths, collection=args.collection, groups=args.groups, sync=args.sync,
                             progress=False if (args.no_progress or args.json) else None, follow_symlinks=args.follow_symlinks,
-                            index_now=True)
+                            index_now=True, ray_address=args.ray or settings.ray_address)
         indexed_now = gw.maintains_indexes
         behind = gw.storage_health()["indexes"]["problems"] if indexed_now else []
         if behind:  # the documents are committed; the indexes replay them later
@@ -495,6 +504,29 @@ def cmd_snapshot(args, settings) -> int:
     return EXIT_OK if report["consistent"] and not report.get("repaired") else EXIT_PROBLEM
 
 
+def cmd_indexes(args, settings) -> int:
+    from index.indexset import seed_indexes
+
+    seeded = seed_indexes(settings, args.source)
+    gw = _app(settings)
+    try:
+        report = gw.verify()  # opens the seeded files, replays the change log since their positions, checks
+    finally:
+        gw.close()
+    consistent = report["consistent"] and not report.get("repaired")
+    if args.json:
+        _print_json({"seeded": seeded, "verify": report})
+    else:
+        print(f"seeded index version {seeded['version']} from {args.source} (vectors at {seeded.get('vectors_position', '-')}, "
+              f"keyword at {seeded.get('keyword_position', '-')}); caught up to {report.get('position')}")
+        for name, reason in (seeded.get("skipped") or {}).items():
+            print(f"  note: {name} index not copied ({reason}); rebuilt from the database")
+        print("verify: " + ("consistent" if consistent else "INCONSISTENT"))
+        for problem in report["problems"]:
+            print(f"  problem: {problem}")
+    return EXIT_OK if consistent else EXIT_PROBLEM
+
+
 def cmd_eval(args, settings) -> int:
     from service.beir import run_beir_eval
 
@@ -589,7 +621,7 @@ def cmd_audit(args, settings) -> int:
 
 COMMANDS = {
     "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "documents": cmd_documents, "stats": cmd_stats,
-    "verify": cmd_verify, "reindex": cmd_reindex, "snapshot": cmd_snapshot, "eval": cmd_eval, "serve": cmd_serve, "keys": cmd_keys,
+    "verify": cmd_verify, "reindex": cmd_reindex, "snapshot": cmd_snapshot, "indexes": cmd_indexes, "eval": cmd_eval, "serve": cmd_serve, "keys": cmd_keys,
     "audit": cmd_audit,
 }
 

@@ -65,6 +65,7 @@ class Groundwork:
         self.reindexer = Reindexer(self._background_reindex)
         self._parser_pool = None
         self._parser_lock = threading.Lock()
+        self._ray_cluster = None  # ingest.ray_ingest.RayCluster, started by the first Ray job
         # True: every search first follows the change log (CLI, tests). The server turns it off
         # and follows from a background thread instead, keeping that work off the request path.
         self.auto_refresh = True
@@ -88,15 +89,7 @@ class Groundwork:
 
     @cached_property
     def tokens(self) -> TokenCounter:
-        from ingest.tokens import HFTokenCounter
-
-        path = self.embedder.tokenizer_path()
-        if path is None:
-            from ingest.tokens import RegexTokenCounter
-
-            log.warning("embedder has no tokenizer files; chunk budgets use a regex token estimate")
-            return RegexTokenCounter()
-        return HFTokenCounter.from_model_path(path)
+        return _token_counter(self.embedder)
 
     @property
     def identity(self) -> EmbeddingIdentity:
@@ -212,21 +205,41 @@ class Groundwork:
     def ingest(self, paths: Sequence[Path], *, collection: str = "default", groups: Sequence[str] = (), sync: bool = False,
                metadata: dict | None = None, job_id: str | None = None, progress: bool | None = None,
                source_names: dict[Path, str] | None = None, follow_symlinks: bool = False,
-               confine_to: Sequence[Path] | None = None, index_now: bool = False) -> JobSummary:
+               confine_to: Sequence[Path] | None = None, index_now: bool = False, ray_address: str | None = None) -> JobSummary:
         """Ingest files and folders. Symlinks inside folders are refused unless
         ``follow_symlinks``; ``confine_to`` (server-side jobs) follows them only to files
         inside those folders. Checked where each file is opened (``ingest.safe_open``).
 
         Open indexes catch up at once (read-your-writes for whoever ingested); ``index_now``
-        opens them first (the CLI, which has no later search to do it)."""
-        runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress,
-                              parser_factory=self._borrow_parser)
+        opens them first (the CLI, which has no later search to do it).
+
+        ``ray_address`` parses and embeds on a Ray cluster (``ingest.ray_ingest``); this process
+        still lists, skips, chunks and commits, so the outcome is the single-process one."""
         policy = OpenPolicy.confined(confine_to) if confine_to is not None else OpenPolicy(follow_symlinks=follow_symlinks)
-        summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id,
-                             source_names=source_names, policy=policy)
+        run = dict(collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id,
+                   source_names=source_names, policy=policy)
+        if ray_address:
+            cluster = self._ray(ray_address)
+            with cluster.lock:
+                runner = IngestRunner(self.settings, self.store, cluster.embedder, _token_counter(cluster.embedder),
+                                      progress=progress, parser_factory=cluster.parser_pool)
+                summary = runner.run(paths, **run)
+        else:
+            runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress,
+                                  parser_factory=self._borrow_parser)
+            summary = runner.run(paths, **run)
         if index_now or self._indexes is not None:
             self._refresh_or_warn("ingested")  # the documents are committed; the indexes catch up later
         return summary
+
+    def _ray(self, address: str):
+        """The Ray cluster's actors, started by the first Ray job and kept for later ones."""
+        with self._lock:
+            if self._ray_cluster is None:
+                from ingest.ray_ingest import RayCluster
+
+                self._ray_cluster = RayCluster(self.settings, address)
+        return self._ray_cluster
 
     def _borrow_parser(self) -> "_BorrowedPool":
         """The long-lived parser pool: starting workers (each loads its NLP model) costs
@@ -446,6 +459,9 @@ class Groundwork:
         if self._parser_pool is not None:
             self._parser_pool.close()
             self._parser_pool = None
+        if self._ray_cluster is not None:
+            self._ray_cluster.close()
+            self._ray_cluster = None
         if self._indexes is not None:
             self._indexes.close()
         if self._pipeline is not None:
@@ -474,6 +490,19 @@ class _IndexView:
 
 def _identity_of(embedder: Embedder) -> EmbeddingIdentity:
     return EmbeddingIdentity(embedder.model_name, embedder.fingerprint, embedder.dimension)
+
+
+def _token_counter(embedder: Embedder) -> TokenCounter:
+    """Chunk budgets counted with the embedder's own tokenizer."""
+    from ingest.tokens import HFTokenCounter
+
+    path = embedder.tokenizer_path()
+    if path is None:
+        from ingest.tokens import RegexTokenCounter
+
+        log.warning("embedder has no tokenizer files; chunk budgets use a regex token estimate")
+        return RegexTokenCounter()
+    return HFTokenCounter.from_model_path(path)
 
 
 class _BorrowedPool:

@@ -82,12 +82,14 @@ def escaping_files(paths: Sequence[Path], roots: Sequence[Path]) -> list[Path]:
 class JobRunner:
     """A bounded pool of threads that run queued ingestion jobs.
 
-    ``ingest`` is ``Groundwork.ingest``; ``on_finished`` receives each job's summary (for metrics).
+    ``ingest`` is ``Groundwork.ingest``; ``ray_address`` runs jobs on a Ray cluster; ``on_finished`` receives each job's summary (for metrics).
     """
 
     def __init__(self, store, ingest: Callable[..., JobSummary], *, workers: int, roots: Sequence[Path],
-                 on_finished: Callable[[str, JobSummary | None], None] | None = None, poll_s: float = 5.0):
+                 on_finished: Callable[[str, JobSummary | None], None] | None = None, poll_s: float = 5.0,
+                 ray_address: str | None = None):
         self.store = store
+        self.ray_address = ray_address  # jobs parse and embed on this Ray cluster (Settings.ray_address)
         self.ingest = ingest
         self.workers = max(0, workers)
         self.roots = [Path(r) for r in roots]
@@ -161,7 +163,7 @@ class JobRunner:
             # refused where it is opened (confine_to), alone.
             summary = self.ingest(paths, collection=params.get("collection", "default"), groups=params.get("groups", []),
                                   sync=bool(params.get("sync")), metadata=params.get("metadata") or None, job_id=job.id, progress=False,
-                                  confine_to=self.roots)
+                                  confine_to=self.roots, ray_address=self.ray_address)
         except Exception as exc:
             log.warning("ingestion job %s failed: %s", job.id, exc, extra={"job_id": job.id})
             self.store.jobs.fail_unfinished(job.id, storable(f"{type(exc).__name__}: {exc}")[:4000])

@@ -52,7 +52,7 @@ def create_app(groundwork: Groundwork, *, start_jobs: bool = True) -> Litestar:
     metrics = ServiceMetrics()
     jobs = JobRunner(
         groundwork.store, groundwork.ingest, workers=settings.ingest_job_workers if start_jobs else 0, roots=settings.ingest_roots,
-        on_finished=lambda job_id, summary: _job_finished(svc, job_id, summary),
+        on_finished=lambda job_id, summary: _job_finished(svc, job_id, summary), ray_address=settings.ray_address,
     )
     audit = AuditTrail(AuditStore(groundwork.engine), settings, on_outcome=lambda outcome, n: metrics.audit_events.inc(n, outcome=outcome))
     svc = Services(

@@ -78,3 +78,25 @@ def test_server_side_jobs_confine_every_open_to_the_ingest_roots(tmp_path):
 
     runner._run(Job())
     assert seen["confine_to"] == [share]
+
+
+def test_server_side_jobs_run_on_the_configured_ray_cluster(tmp_path):
+    """GROUNDWORK_RAY_ADDRESS reaches each job's ingest (the app passes settings.ray_address)."""
+    from service.jobs import JobRunner
+
+    share = tmp_path / "share"
+    share.mkdir()
+    seen: dict = {}
+
+    def ingest(paths, **kwargs):
+        seen.update(kwargs)
+        return None
+
+    class Job:
+        id = "job-2"
+        params = {"paths": [str(share)], "collection": "default"}
+
+    JobRunner(store=None, ingest=ingest, workers=0, roots=[share], ray_address="auto")._run(Job())
+    assert seen["ray_address"] == "auto"
+    JobRunner(store=None, ingest=ingest, workers=0, roots=[share])._run(Job())
+    assert seen["ray_address"] is None
