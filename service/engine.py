@@ -225,7 +225,8 @@ class Groundwork:
         summary = runner.run(paths, collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id,
                              source_names=source_names, policy=policy)
         if index_now or self._indexes is not None:
-            self._refresh_or_warn("ingested")  # the documents are committed; the indexes catch up later
+            with summary.stages.measure("index"):
+                self._refresh_or_warn("ingested")  # the documents are committed; the indexes catch up later
         return summary
 
     def _borrow_parser(self) -> "_BorrowedPool":
