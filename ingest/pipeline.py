@@ -296,13 +296,20 @@ class IngestRunner:
         return {status: summary.count(status) for status in FILE_STATUSES} | {"files": len(summary.files)}
 
     def _record(self, summary: JobSummary, result: FileResult, bar) -> None:
-        if result.detail is not None:
-            result.detail = storable(result.detail)
-        summary.files.append(result)
-        self.store.jobs.record_file(summary.job_id, path=result.path, status=result.status, reason=result.reason, detail=result.detail,
-                                    chunks=result.chunks, document_id=result.document_id, counts=self._counts(summary))
+        self._record_many(summary, [result], bar)
+
+    def _record_many(self, summary: JobSummary, results: list[FileResult], bar) -> None:
+        """Add files' outcomes to the job's record, in one transaction."""
+        for result in results:
+            if result.detail is not None:
+                result.detail = storable(result.detail)
+        summary.files.extend(results)
+        self.store.jobs.record_files(summary.job_id, [
+            {"path": r.path, "status": r.status, "reason": r.reason, "detail": r.detail, "chunks": r.chunks, "document_id": r.document_id}
+            for r in results
+        ], counts=self._counts(summary))
         if bar is not None:
-            bar.update(1)
+            bar.update(len(results))
 
     def _source_for(self, path: Path, source_names: dict[Path, str]) -> str:
         return source_names.get(path) or source_name(path)
@@ -479,27 +486,33 @@ class IngestRunner:
                metadata: dict, bar) -> int:
         offset = 0
         written = 0
-        for item in pending:
-            n = len(item.spans)
-            doc_vectors = vectors[offset : offset + n]
-            offset += n
-            chunks = [
-                NewChunk(
-                    ordinal=s.ordinal, text=item.parsed.text[s.start : s.end], token_count=s.token_count, start=s.start, end=s.end,
-                    pages=list(s.pages), heading_path=list(s.heading_path), kind=s.kind, context=s.context,
+        results: list[FileResult] = []
+        try:
+            for item in pending:
+                n = len(item.spans)
+                doc_vectors = vectors[offset : offset + n]
+                offset += n
+                chunks = [
+                    NewChunk(
+                        ordinal=s.ordinal, text=item.parsed.text[s.start : s.end], token_count=s.token_count, start=s.start, end=s.end,
+                        pages=list(s.pages), heading_path=list(s.heading_path), kind=s.kind, context=s.context,
+                    )
+                    for s in item.spans
+                ]
+                doc_id, outcome = self.store.put_document(
+                    DocumentWrite(
+                        collection=collection, source=item.source, sha256=item.sha256, title=item.described.title or Path(item.source).name,
+                        mime_type=item.parsed.mime_type, text=item.parsed.text, size_bytes=item.size, groups=groups,
+                        metadata={**item.parsed.metadata, **metadata}, chunks=chunks, embeddings=np.asarray(doc_vectors, dtype=np.float32),
+                        embedding_fingerprint=self.embedder.fingerprint, context=item.described.context,
+                    )
                 )
-                for s in item.spans
-            ]
-            doc_id, outcome = self.store.put_document(
-                DocumentWrite(
-                    collection=collection, source=item.source, sha256=item.sha256, title=item.described.title or Path(item.source).name,
-                    mime_type=item.parsed.mime_type, text=item.parsed.text, size_bytes=item.size, groups=groups,
-                    metadata={**item.parsed.metadata, **metadata}, chunks=chunks, embeddings=np.asarray(doc_vectors, dtype=np.float32),
-                    embedding_fingerprint=self.embedder.fingerprint, context=item.described.context,
-                )
-            )
-            written += n
-            self._record(summary, FileResult(item.source, outcome, chunks=n, document_id=doc_id), bar)
+                written += n
+                results.append(FileResult(item.source, outcome, chunks=n, document_id=doc_id))
+        finally:
+            # Each document committed alone above; the job's record of them takes one more commit.
+            # A crash in between loses only that record: a re-run finds the documents unchanged.
+            self._record_many(summary, results, bar)
         return written
 
     def _fail(self, summary: JobSummary, collection: str, source: str, digest: str | None, size: int, failure: ParseFailure, groups, metadata, bar) -> None:

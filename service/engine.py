@@ -219,6 +219,10 @@ class Groundwork:
 
         Open indexes catch up at once (read-your-writes for whoever ingested); ``index_now``
         opens them first (the CLI, which has no later search to do it)."""
+        if self._embedder is None and self._parser_pool is None:
+            # Parser workers load their NLP model while this process loads the embedding model,
+            # rather than after it (seconds, each, for a one-off command).
+            self._borrow_parser()
         runner = IngestRunner(self.settings, self.store, self.embedder, self.tokens, progress=progress,
                               parser_factory=self._borrow_parser)
         policy = OpenPolicy.confined(confine_to) if confine_to is not None else OpenPolicy(follow_symlinks=follow_symlinks)
