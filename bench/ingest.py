@@ -2,12 +2,15 @@
 `SentenceTransformer.encode` over the very same chunk texts, both model load included, in the
 same run, alternating, medians of rounds; and where the command's seconds go (its "stages").
 
-    python bench/ingest.py [--docs 1000] [--rounds 3]
+    python bench/ingest.py [--docs 1000] [--rounds 3] [--compare OTHER_CHECKOUT]
 
 Corpus: SciFact abstracts written out as plain-text files (when the shared data is present),
 otherwise generated paragraphs (labelled synthetic). Target (issue #15): the command at
 >= 2.0x plain encode. Each round ingests into a fresh data folder, in a fresh process, as a
 user would; the baseline is a fresh process that loads the model and encodes the texts.
+``--compare`` also runs the command from another checkout (an earlier commit) in every round.
+CPU seconds (the process and its parser workers) are printed beside wall seconds: on a shared
+machine they move less with other people's load.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,25 +61,34 @@ def write_corpus(folder: Path, n: int) -> str:
     return f"synthetic paragraphs ({n} plain-text files)"
 
 
-def environment(data_dir: Path) -> dict[str, str]:
+def environment(data_dir: Path, repo: Path = REPO) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(repo)
     env["GROUNDWORK_DATA_DIR"] = str(data_dir)
     return env
 
 
-def run_command(corpus: Path, data_dir: Path) -> tuple[float, dict]:
-    """Wall seconds of one `groundwork ingest --json` into a fresh data folder, and its summary."""
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "service.cli", "ingest", str(corpus), "--json"], env=environment(data_dir),
-                          capture_output=True, text=True, check=True)
-    return time.perf_counter() - started, json.loads(done.stdout)
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def run_plain(texts_file: Path, data_dir: Path) -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", PLAIN_ENCODE, str(texts_file)], env=environment(data_dir), check=True, capture_output=True)
-    return time.perf_counter() - started
+def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process and its children, stdout)."""
+    cpu, started = children_cpu(), time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, children_cpu() - cpu, done.stdout
+
+
+def run_command(corpus: Path, data_dir: Path, repo: Path = REPO) -> tuple[float, float, dict]:
+    """One `groundwork ingest --json` into a fresh data folder: wall and CPU seconds, and its summary."""
+    wall, cpu, out = timed([sys.executable, "-m", "service.cli", "ingest", str(corpus), "--json"], environment(data_dir, repo), repo)
+    return wall, cpu, json.loads(out)
+
+
+def run_plain(texts_file: Path, data_dir: Path) -> tuple[float, float]:
+    wall, cpu, _ = timed([sys.executable, "-c", PLAIN_ENCODE, str(texts_file)], environment(data_dir), REPO)
+    return wall, cpu
 
 
 def chunk_texts(data_dir: Path) -> list[str]:
@@ -103,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare", type=Path, help="another checkout whose command also runs in every round")
     args = parser.parse_args()
 
     from ingest.runtime.offline import set_offline_environment
@@ -112,38 +126,42 @@ def main() -> None:
     label = write_corpus(work / "corpus", args.docs)
 
     # A first, untimed ingest exports the model if needed and gives the texts for the baseline.
-    _seconds, summary = run_command(work / "corpus", work / "data-warm")
+    _wall, _cpu, summary = run_command(work / "corpus", work / "data-warm")
     texts = chunk_texts(work / "data-warm")
     texts_file = work / "texts.json"
     texts_file.write_text(json.dumps(texts))
     run_plain(texts_file, work / "data-plain")  # warm the file cache for the baseline too
 
-    # The machine is shared and noisy: alternate the two, every round, and compare medians.
-    command_runs: list[float] = []
-    plain_runs: list[float] = []
+    # The machine is shared and noisy: alternate, every round, and compare medians.
+    runs: dict[str, list[tuple[float, float]]] = {"plain": [], "command": [], "compare": []}
     stage_runs: list[dict] = []
     for round_number in range(args.rounds):
-        seconds, summary = run_command(work / "corpus", work / f"data-{round_number}")
-        command_runs.append(seconds)
-        stage_runs.append(summary["stages"] | {"job": summary["seconds"]})
-        plain_runs.append(run_plain(texts_file, work / "data-plain"))
-    command_s, plain_s = median(command_runs), median(plain_runs)
+        wall, cpu, summary = run_command(work / "corpus", work / f"data-{round_number}")
+        runs["command"].append((wall, cpu))
+        stage_runs.append(summary["stages"] | {"job (from the job's start to its end)": summary["seconds"]})
+        runs["plain"].append(run_plain(texts_file, work / "data-plain"))
+        if args.compare:
+            wall, cpu, _ = run_command(work / "corpus", work / f"data-compare-{round_number}", args.compare.resolve())
+            runs["compare"].append((wall, cpu))
     chunks = summary["chunks"]
+    plain_wall, plain_cpu = median([w for w, _ in runs["plain"]]), median([c for _, c in runs["plain"]])
+
+    def row(what: str, key: str) -> list[str]:
+        wall, cpu = median([w for w, _ in runs[key]]), median([c for _, c in runs[key]])
+        return [what, f"{args.docs / wall:.1f}", f"{chunks / wall:.1f}", f"{plain_wall / wall:.2f}", f"{plain_cpu / cpu:.2f}",
+                " ".join(f"{w:.1f}/{c:.1f}" for w, c in runs[key])]
 
     print(f"machine: {machine()}")
     print(f"corpus: {label}; {summary['added']} files added, {summary['failed']} failed, {chunks} chunks; {args.rounds} rounds")
-    rows = [
-        ["plain SentenceTransformer.encode (fp32, batch 64), model load included [baseline]", f"{args.docs / plain_s:.1f}",
-         f"{len(texts) / plain_s:.1f}", "1.00", " ".join(f"{s:.1f}" for s in plain_runs)],
-        ["`groundwork ingest --json` (parse + chunk + embed + store + index), model load included", f"{args.docs / command_s:.1f}",
-         f"{chunks / command_s:.1f}", f"{plain_s / command_s:.2f}", " ".join(f"{s:.1f}" for s in command_runs)],
-    ]
-    print(table(rows, ["what", "files/s", "chunks/s", "x baseline", "seconds per round"]))
-    stage_names = list(stage_runs[0])
+    rows = [row("plain SentenceTransformer.encode (fp32, batch 64), model load included [baseline]", "plain"),
+            row("`groundwork ingest --json` (parse + chunk + embed + store + index), model load included", "command")]
+    if args.compare:
+        rows.append(row(f"the same command from {args.compare}", "compare"))
+    print(table(rows, ["what", "files/s", "chunks/s", "x baseline (wall)", "x baseline (CPU)", "wall/CPU seconds per round"]))
     print("where the command's seconds go (median of rounds; embed runs beside parse, chunk and store):")
-    print(table([[name, f"{median([r[name] for r in stage_runs]):.2f}"] for name in stage_names]
-                + [["whole command (process start, imports, model load included)", f"{command_s:.2f}"]], ["stage", "seconds"]))
-
+    print(table([[name, f"{median([r[name] for r in stage_runs]):.2f}"] for name in stage_runs[0]]
+                + [["whole command (process start, imports, model load included)", f"{median([w for w, _ in runs['command']]):.2f}"]],
+                ["stage", "seconds"]))
 
 if __name__ == "__main__":
     main()
