@@ -76,13 +76,15 @@ def children_cpu() -> float:
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds of the process and its children, stdout)."""
     cpu, started = children_cpu(), time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command[:4])} ... failed (exit code {done.returncode}):\n{done.stderr[-4000:]}")
     return time.perf_counter() - started, children_cpu() - cpu, done.stdout
 
 
 def run_command(corpus: Path, data_dir: Path, repo: Path = REPO) -> tuple[float, float, dict]:
     """One `groundwork ingest --json` into a fresh data folder: wall and CPU seconds, and its summary."""
-    wall, cpu, out = timed([sys.executable, "-m", "service.cli", "ingest", str(corpus), "--json"], environment(data_dir, repo), repo)
+    wall, cpu, out = timed([sys.executable, "-X", "faulthandler", "-m", "service.cli", "ingest", str(corpus), "--json"], environment(data_dir, repo), repo)
     return wall, cpu, json.loads(out)
 
 
