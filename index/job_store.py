@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
@@ -76,6 +77,15 @@ class JobStore:
         with Session(self.engine) as session, session.begin():
             session.add(IngestJobFile(job_id=job_id, path=path, status=status, reason=reason, detail=detail, chunks=chunks,
                                       document_id=document_id))
+            session.execute(update(IngestJob).where(IngestJob.id == job_id).values(counts=dict(counts), updated_at=utcnow()))
+
+    def record_files(self, job_id: str, files: Sequence[Mapping[str, Any]], *, counts: Mapping[str, int]) -> None:
+        """Many files' outcomes (``record_file``'s keywords, less ``counts``) and the job's running
+        counts, in one transaction: one commit for a batch of documents rather than one each."""
+        if not files:
+            return
+        with Session(self.engine) as session, session.begin():
+            session.add_all([IngestJobFile(job_id=job_id, **dict(f)) for f in files])
             session.execute(update(IngestJob).where(IngestJob.id == job_id).values(counts=dict(counts), updated_at=utcnow()))
 
     def get(self, job_id: str) -> tuple[IngestJob, list[IngestJobFile]] | None:

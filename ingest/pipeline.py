@@ -18,8 +18,11 @@ import logging
 import os
 import stat
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +43,38 @@ log = logging.getLogger(__name__)
 
 FILE_STATUSES = ("added", "updated", "unchanged", "removed", "failed")
 
+# Where an ingest's seconds go, in the order the work flows: "list" walks, hashes and skips
+# unchanged files; "parse" is the time spent waiting for parsed files (parsing itself runs in
+# worker processes, beside everything else); "embed" runs on its own thread while the next
+# documents are parsed and chunked and the previous ones stored, and "embed_wait" is the part
+# of it the job had to wait for; "index" is the indexes catching up afterwards. Stages overlap,
+# so they can add up to more than the job's seconds.
+STAGES = ("list", "parse", "chunk", "embed", "embed_wait", "store", "index")
+
+
+class StageTimes:
+    """Seconds per stage of one job, added to from the job's threads."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - started)
+
+    def to_json(self) -> dict[str, float]:
+        with self._lock:
+            return {stage: round(seconds, 3) for stage, seconds in self.seconds.items()}
+
 
 @dataclass
 class FileResult:
@@ -56,6 +91,7 @@ class JobSummary:
     job_id: str
     files: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
+    stages: StageTimes = field(default_factory=StageTimes)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -66,6 +102,7 @@ class JobSummary:
             **{status: self.count(status) for status in FILE_STATUSES},
             "chunks": sum(f.chunks for f in self.files if f.status in ("added", "updated")),
             "seconds": round(self.seconds, 3),
+            "stages": self.stages.to_json(),
             "files": [
                 {"path": f.path, "status": f.status, "reason": f.reason, "chunks": f.chunks}
                 | ({"detail": f.detail} if f.detail else {})
@@ -259,13 +296,20 @@ class IngestRunner:
         return {status: summary.count(status) for status in FILE_STATUSES} | {"files": len(summary.files)}
 
     def _record(self, summary: JobSummary, result: FileResult, bar) -> None:
-        if result.detail is not None:
-            result.detail = storable(result.detail)
-        summary.files.append(result)
-        self.store.jobs.record_file(summary.job_id, path=result.path, status=result.status, reason=result.reason, detail=result.detail,
-                                    chunks=result.chunks, document_id=result.document_id, counts=self._counts(summary))
+        self._record_many(summary, [result], bar)
+
+    def _record_many(self, summary: JobSummary, results: list[FileResult], bar) -> None:
+        """Add files' outcomes to the job's record, in one transaction."""
+        for result in results:
+            if result.detail is not None:
+                result.detail = storable(result.detail)
+        summary.files.extend(results)
+        self.store.jobs.record_files(summary.job_id, [
+            {"path": r.path, "status": r.status, "reason": r.reason, "detail": r.detail, "chunks": r.chunks, "document_id": r.document_id}
+            for r in results
+        ], counts=self._counts(summary))
         if bar is not None:
-            bar.update(1)
+            bar.update(len(results))
 
     def _source_for(self, path: Path, source_names: dict[Path, str]) -> str:
         return source_names.get(path) or source_name(path)
@@ -277,8 +321,18 @@ class IngestRunner:
             from tqdm import tqdm
 
             bar = tqdm(total=len(files), unit="file", desc="ingest", dynamic_ncols=True)
-        chunk_total = 0
         t0 = time.perf_counter()
+        with summary.stages.measure("list"):
+            to_parse, meta_by_path = self._changed_files(files, summary, collection, groups, metadata, source_names, policy, bar)
+        if not to_parse:
+            if bar is not None:
+                bar.close()
+            return
+        self._parse_and_ingest(to_parse, meta_by_path, summary, collection, groups, metadata, source_names, policy, bar, t0)
+
+    def _changed_files(self, files: list[Path], summary: JobSummary, collection: str, groups: list[str], metadata: dict,
+                       source_names: dict[Path, str], policy: OpenPolicy, bar) -> tuple[list[Path], dict[Path, tuple[str, int]]]:
+        """The files to parse, with their digest and size; the rest are recorded (unchanged, failed) here."""
         to_parse: list[Path] = []
         meta_by_path: dict[Path, tuple[str, int]] = {}
         claimed: dict[str, Path] = {}
@@ -317,53 +371,81 @@ class IngestRunner:
                 continue
             meta_by_path[path] = (digest, size)
             to_parse.append(path)
+        return to_parse, meta_by_path
 
-        if not to_parse:
-            if bar is not None:
-                bar.close()
-            return
-
+    def _parse_and_ingest(self, to_parse: list[Path], meta_by_path: dict[Path, tuple[str, int]], summary: JobSummary, collection: str,
+                          groups: list[str], metadata: dict, source_names: dict[Path, str], policy: OpenPolicy, bar, t0: float) -> None:
+        chunk_total = 0
         pending: list[_Pending] = []
         pending_chunks = 0
         flush_at = max(self.settings.embedding_batch_size * 4, 64)
-        with self._parser() as pool:
-            for path, outcome in pool.imap_unordered(to_parse, policy=policy):
-                path = Path(path)
-                source = self._source_for(path, source_names)
-                digest, size = meta_by_path[path]
-                if isinstance(outcome, ParseFailure):
-                    self._fail(summary, collection, source, digest, size, outcome, groups, metadata, bar)
-                    continue
-                # The bytes parsed are what the document records (the file may have changed since it was hashed).
-                digest, size = outcome.sha256 or digest, outcome.size_bytes if outcome.size_bytes is not None else size
+        stages = summary.stages
+        # One batch is embedded on this thread while the next is parsed and chunked and the one
+        # before is stored: the embedder is the bottleneck, so it should never wait for the rest.
+        embedder_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-embed")
+        in_flight: tuple[list[_Pending], Future] | None = None
+        try:
+            with self._parser() as pool:
+                results = pool.imap_unordered(to_parse, policy=policy)
                 try:
-                    spans = chunk_document(outcome, self.tokens, max_tokens=self.max_tokens, overlap_tokens=self.settings.chunk_overlap_tokens,
-                                           min_tokens=self.settings.chunk_min_tokens)
-                except Exception as exc:  # a chunker bug must not take the job down
-                    log.exception("chunking failed for %s", source)
-                    self._fail(summary, collection, source, digest, size, ParseFailure(FailureReason.corrupt, f"chunking failed: {type(exc).__name__}: {exc}"), groups, metadata, bar)
-                    continue
-                if not spans:
-                    self._fail(summary, collection, source, digest, size, ParseFailure(FailureReason.no_extractable_text, "no text to index after parsing"), groups, metadata, bar)
-                    continue
-                described = describe(outcome, source, self.settings)
-                texts = [
-                    embedding_text(described.title, s.heading_path, s.context, outcome.text[s.start : s.end], self.tokens,
-                                   self.settings.chunk_prefix_tokens, described.context)
-                    for s in spans
-                ]
-                pending.append(_Pending(path, source, digest, size, outcome, described, spans, texts))
-                pending_chunks += len(spans)
-                if pending_chunks >= flush_at:
-                    chunk_total += self._flush(pending, summary, collection, groups, metadata, bar)
-                    pending, pending_chunks = [], 0
-                    if bar is not None:
-                        bar.set_postfix(chunks_per_s=f"{chunk_total / max(time.perf_counter() - t0, 1e-9):.1f}")
+                    while True:
+                        with stages.measure("parse"):
+                            item = next(results, None)
+                        if item is None:
+                            break
+                        path, outcome = Path(item[0]), item[1]
+                        source = self._source_for(path, source_names)
+                        digest, size = meta_by_path[path]
+                        if isinstance(outcome, ParseFailure):
+                            with stages.measure("store"):
+                                self._fail(summary, collection, source, digest, size, outcome, groups, metadata, bar)
+                            continue
+                        # The bytes parsed are what the document records (the file may have changed since it was hashed).
+                        digest, size = outcome.sha256 or digest, outcome.size_bytes if outcome.size_bytes is not None else size
+                        with stages.measure("chunk"):
+                            prepared = self._prepare(path, source, digest, size, outcome)
+                        if isinstance(prepared, ParseFailure):
+                            with stages.measure("store"):
+                                self._fail(summary, collection, source, digest, size, prepared, groups, metadata, bar)
+                            continue
+                        pending.append(prepared)
+                        pending_chunks += len(prepared.spans)
+                        if pending_chunks >= flush_at:
+                            in_flight, written = self._hand_over(embedder_thread, pending, in_flight, summary, collection, groups, metadata, bar)
+                            chunk_total += written
+                            pending, pending_chunks = [], 0
+                            if bar is not None:
+                                bar.set_postfix(chunks_per_s=f"{chunk_total / max(time.perf_counter() - t0, 1e-9):.1f}")
+                finally:
+                    results.close()
             if pending:
-                chunk_total += self._flush(pending, summary, collection, groups, metadata, bar)
+                in_flight, written = self._hand_over(embedder_thread, pending, in_flight, summary, collection, groups, metadata, bar)
+                chunk_total += written
+            if in_flight is not None:
+                chunk_total += self._store_batch(*in_flight, summary, collection, groups, metadata, bar)
+        finally:
+            embedder_thread.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.set_postfix(chunks_per_s=f"{chunk_total / max(time.perf_counter() - t0, 1e-9):.1f}")
             bar.close()
+
+    def _prepare(self, path: Path, source: str, digest: str, size: int, parsed: ParsedDocument) -> _Pending | ParseFailure:
+        """Chunk a parsed document and build the texts to embed, or say why it has none."""
+        try:
+            spans = chunk_document(parsed, self.tokens, max_tokens=self.max_tokens, overlap_tokens=self.settings.chunk_overlap_tokens,
+                                   min_tokens=self.settings.chunk_min_tokens)
+        except Exception as exc:  # a chunker bug must not take the job down
+            log.exception("chunking failed for %s", source)
+            return ParseFailure(FailureReason.corrupt, f"chunking failed: {type(exc).__name__}: {exc}")
+        if not spans:
+            return ParseFailure(FailureReason.no_extractable_text, "no text to index after parsing")
+        described = describe(parsed, source, self.settings)
+        texts = [
+            embedding_text(described.title, s.heading_path, s.context, parsed.text[s.start : s.end], self.tokens,
+                           self.settings.chunk_prefix_tokens, described.context)
+            for s in spans
+        ]
+        return _Pending(path, source, digest, size, parsed, described, spans, texts)
 
     def _parser(self):
         if self.parser_factory is not None:
@@ -372,33 +454,65 @@ class IngestRunner:
 
         return ParserPool.from_settings(self.settings)
 
+    def _hand_over(self, embedder_thread: ThreadPoolExecutor, batch: list[_Pending], in_flight: tuple[list[_Pending], Future] | None,
+                   summary: JobSummary, collection: str, groups: list[str], metadata: dict, bar) -> tuple[tuple[list[_Pending], Future], int]:
+        """Start embedding ``batch``, then store the batch embedded before it while this one runs."""
+        future = embedder_thread.submit(self._embed_batch, batch, summary.stages)
+        written = self._store_batch(*in_flight, summary, collection, groups, metadata, bar) if in_flight is not None else 0
+        return (batch, future), written
+
+    def _embed_batch(self, pending: list[_Pending], stages: StageTimes | None = None) -> np.ndarray:
+        """Many documents' chunks in one batched call: the embedder sorts them by length."""
+        started = time.perf_counter()
+        vectors = self.embedder.embed_documents([t for p in pending for t in p.texts])
+        if stages is not None:
+            stages.add("embed", time.perf_counter() - started)
+        return vectors
+
     def _flush(self, pending: list[_Pending], summary: JobSummary, collection: str, groups: list[str], metadata: dict, bar) -> int:
         """Embed many documents' chunks in one batched call, then commit each document alone."""
-        all_texts = [t for p in pending for t in p.texts]
-        vectors = self.embedder.embed_documents(all_texts)
+        return self._store_batch(pending, self._embed_batch(pending, summary.stages), summary, collection, groups, metadata, bar)
+
+    def _store_batch(self, pending: list[_Pending], vectors: np.ndarray | Future, summary: JobSummary, collection: str, groups: list[str],
+                     metadata: dict, bar) -> int:
+        """Commit each document of an embedded batch in its own transaction, in order."""
+        if isinstance(vectors, Future):
+            with summary.stages.measure("embed_wait"):
+                vectors = vectors.result()
+        with summary.stages.measure("store"):
+            return self._write(pending, vectors, summary, collection, groups, metadata, bar)
+
+    def _write(self, pending: list[_Pending], vectors: np.ndarray, summary: JobSummary, collection: str, groups: list[str],
+               metadata: dict, bar) -> int:
         offset = 0
         written = 0
-        for item in pending:
-            n = len(item.spans)
-            doc_vectors = vectors[offset : offset + n]
-            offset += n
-            chunks = [
-                NewChunk(
-                    ordinal=s.ordinal, text=item.parsed.text[s.start : s.end], token_count=s.token_count, start=s.start, end=s.end,
-                    pages=list(s.pages), heading_path=list(s.heading_path), kind=s.kind, context=s.context,
+        results: list[FileResult] = []
+        try:
+            for item in pending:
+                n = len(item.spans)
+                doc_vectors = vectors[offset : offset + n]
+                offset += n
+                chunks = [
+                    NewChunk(
+                        ordinal=s.ordinal, text=item.parsed.text[s.start : s.end], token_count=s.token_count, start=s.start, end=s.end,
+                        pages=list(s.pages), heading_path=list(s.heading_path), kind=s.kind, context=s.context,
+                    )
+                    for s in item.spans
+                ]
+                doc_id, outcome = self.store.put_document(
+                    DocumentWrite(
+                        collection=collection, source=item.source, sha256=item.sha256, title=item.described.title or Path(item.source).name,
+                        mime_type=item.parsed.mime_type, text=item.parsed.text, size_bytes=item.size, groups=groups,
+                        metadata={**item.parsed.metadata, **metadata}, chunks=chunks, embeddings=np.asarray(doc_vectors, dtype=np.float32),
+                        embedding_fingerprint=self.embedder.fingerprint, context=item.described.context,
+                    )
                 )
-                for s in item.spans
-            ]
-            doc_id, outcome = self.store.put_document(
-                DocumentWrite(
-                    collection=collection, source=item.source, sha256=item.sha256, title=item.described.title or Path(item.source).name,
-                    mime_type=item.parsed.mime_type, text=item.parsed.text, size_bytes=item.size, groups=groups,
-                    metadata={**item.parsed.metadata, **metadata}, chunks=chunks, embeddings=np.asarray(doc_vectors, dtype=np.float32),
-                    embedding_fingerprint=self.embedder.fingerprint, context=item.described.context,
-                )
-            )
-            written += n
-            self._record(summary, FileResult(item.source, outcome, chunks=n, document_id=doc_id), bar)
+                written += n
+                results.append(FileResult(item.source, outcome, chunks=n, document_id=doc_id))
+        finally:
+            # Each document committed alone above; the job's record of them takes one more commit.
+            # A crash in between loses only that record: a re-run finds the documents unchanged.
+            self._record_many(summary, results, bar)
         return written
 
     def _fail(self, summary: JobSummary, collection: str, source: str, digest: str | None, size: int, failure: ParseFailure, groups, metadata, bar) -> None:

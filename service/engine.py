@@ -215,6 +215,10 @@ class Groundwork:
 
         ``ray_address`` parses and embeds on a Ray cluster (``ingest.ray_ingest``); this process
         still lists, skips, chunks and commits, so the outcome is the single-process one."""
+        if not ray_address and self._embedder is None and self._parser_pool is None:
+            # Parser workers load their NLP model while this process loads the embedding model,
+            # rather than after it (seconds, each, for a one-off command).
+            self._borrow_parser()
         policy = OpenPolicy.confined(confine_to) if confine_to is not None else OpenPolicy(follow_symlinks=follow_symlinks)
         run = dict(collection=collection, groups=groups, sync=sync, metadata=metadata, job_id=job_id,
                    source_names=source_names, policy=policy)
@@ -229,7 +233,8 @@ class Groundwork:
                                   parser_factory=self._borrow_parser)
             summary = runner.run(paths, **run)
         if index_now or self._indexes is not None:
-            self._refresh_or_warn("ingested")  # the documents are committed; the indexes catch up later
+            with summary.stages.measure("index"):
+                self._refresh_or_warn("ingested")  # the documents are committed; the indexes catch up later
         return summary
 
     def _ray(self, address: str):

@@ -51,6 +51,19 @@ def test_a_run_is_recorded(any_store):
     assert jobs.get("no-such-job") is None
 
 
+def test_many_files_are_recorded_in_one_call(any_store):
+    jobs = any_store.jobs
+    job_id = jobs.create({"paths": ["/b"]})
+    jobs.record_files(job_id, [], counts={"added": 0})  # nothing to record: no transaction, no error
+    jobs.record_files(job_id, [
+        {"path": "/b/x.txt", "status": "added", "reason": None, "detail": None, "chunks": 2, "document_id": 1},
+        {"path": "/b/y.txt", "status": "failed", "reason": "empty", "detail": "file is empty", "chunks": 0, "document_id": 2},
+    ], counts={"added": 1, "failed": 1})
+    job, failures = jobs.get(job_id)
+    assert job.counts == {"added": 1, "failed": 1}
+    assert [(f.path, f.reason) for f in failures] == [("/b/y.txt", "empty")]
+
+
 def test_a_queued_job_is_claimed_once(any_store):
     jobs = any_store.jobs
     first = jobs.create({"n": 1})

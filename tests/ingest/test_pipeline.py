@@ -59,6 +59,77 @@ def test_ingest_is_idempotent_and_reports_each_file(gw, tmp_path):
     assert report["vectors"] == gw.store.stats()["chunks"]
 
 
+def test_the_summary_says_where_the_seconds_went(gw, tmp_path):
+    from ingest.pipeline import STAGES
+
+    summary = gw.ingest([_corpus(tmp_path / "docs")], progress=False, index_now=True)
+    out, stages = summary.to_json(), summary.stages.seconds
+    assert list(out["stages"]) == list(STAGES)
+    assert all(seconds >= 0 for seconds in stages.values())
+    assert stages["embed"] > 0 and stages["store"] > 0 and stages["index"] > 0, stages
+    # Only the embedder runs beside the job's own thread: the rest fits in its seconds.
+    assert sum(stages[s] for s in ("list", "parse", "chunk", "embed_wait", "store")) <= out["seconds"] + 0.05
+
+
+def test_documents_are_stored_in_order_while_the_next_batch_embeds(settings, hash_embedder, tmp_path):
+    """Batches overlap (embedding on its own thread), yet every document is stored once, whole,
+    and an embedder failure fails the job with only fully embedded documents committed."""
+    import threading
+
+    from ingest.pipeline import IngestRunner
+    from ingest.tokens import RegexTokenCounter
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"doc{i:02}.txt").write_text(f"Document number {i} talks about topic {i} at length. " * 30, encoding="utf-8")
+    threads: set[str] = set()
+
+    class Recording:
+        def __init__(self, inner, fail_on_call: int | None = None):
+            self.inner, self.fail_on_call, self.calls = inner, fail_on_call, 0
+            self.fingerprint, self.max_seq_length, self.dimension = inner.fingerprint, inner.max_seq_length, inner.dimension
+            self.model_name = getattr(inner, "model_name", "hash")
+
+        def embed_documents(self, texts):
+            self.calls += 1
+            threads.add(threading.current_thread().name)
+            if self.calls == self.fail_on_call:
+                raise RuntimeError("embedder broke")
+            return self.inner.embed_documents(texts)
+
+        def embed_queries(self, texts):
+            return self.inner.embed_queries(texts)
+
+    # Small chunks: a batch every 64 chunks, several batches over 40 files.
+    settings = settings.model_copy(update={"chunk_max_tokens": 40, "chunk_min_tokens": 0, "chunk_overlap_tokens": 8,
+                                           "embedding_batch_size": 16})
+    app = Groundwork(settings, embedder=hash_embedder)
+    try:
+        embedder = Recording(hash_embedder)
+        runner = IngestRunner(settings, app.store, embedder, RegexTokenCounter(), progress=False, parser_factory=app._borrow_parser)
+        summary = runner.run([folder])
+        assert embedder.calls > 2 and threads and threading.main_thread().name not in threads, (embedder.calls, [f.chunks for f in summary.files])
+        assert summary.count("added") == 40 and len(summary.files) == 40
+        assert app.store.stats()["chunks"] == sum(f.chunks for f in summary.files)
+
+        for path in folder.iterdir():
+            path.write_text(path.read_text(encoding="utf-8") + " Changed.", encoding="utf-8")
+        broken = Recording(hash_embedder, fail_on_call=2)
+        runner = IngestRunner(settings, app.store, broken, RegexTokenCounter(), progress=False, parser_factory=app._borrow_parser)
+        with pytest.raises(RuntimeError, match="embedder broke"):
+            runner.run([folder])
+        updated = [d for d in (app.store.find_document("default", str(p.resolve())) for p in folder.iterdir())
+                   if d.text.endswith("Changed.")]
+        assert 0 < len(updated) < 40  # the first batch was committed, the broken one was not
+        assert all(d.chunk_count > 0 for d in updated)
+        summary = IngestRunner(settings, app.store, embedder, RegexTokenCounter(), progress=False,
+                               parser_factory=app._borrow_parser).run([folder])
+        assert summary.count("updated") == 40 - len(updated) and summary.count("unchanged") == len(updated)
+    finally:
+        app.close()
+
+
 def test_groups_change_on_reingest_without_reembedding(gw, tmp_path):
     folder = _corpus(tmp_path / "docs", n=1)
     gw.ingest([folder], progress=False)
