@@ -176,62 +176,138 @@ class Store:
         if len(write.chunks) != len(write.embeddings):
             raise ValueError("one embedding per chunk")
         cid = self.collection_id(write.collection)
-        now = utcnow()
         with Session(self.engine) as session, session.begin():
-            existing = session.execute(
-                select(Document).where(Document.collection_id == cid, Document.source == write.source).with_for_update()
-            ).scalars().first()
-            if existing is None:
-                doc = Document(collection_id=cid, source=write.source, created_at=now)
-                session.add(doc)
-                outcome = "added"
-            else:
-                doc = existing
-                self._delete_chunks(session, doc.id)
-                outcome = "updated"
-            doc.sha256 = write.sha256
-            doc.title = write.title
-            doc.context = write.context
-            doc.mime_type = write.mime_type
-            doc.text = write.text
-            doc.size_bytes = write.size_bytes
-            doc.groups = sorted(set(write.groups))
-            doc.doc_metadata = dict(write.metadata)
-            doc.status = DocumentStatus.indexed
-            doc.failure_reason = None
-            doc.failure_detail = None
-            doc.chunk_count = len(write.chunks)
-            doc.embedding_fingerprint = write.embedding_fingerprint
-            doc.updated_at = now
-            session.flush()
+            return self._put_in_session(session, write, cid, utcnow())
+
+    def put_documents(self, writes: Sequence[DocumentWrite]) -> list[tuple[int, str]]:
+        """``put_document`` for many documents in one transaction: the bulk-load path for large
+        migrations. Core statements over the whole batch (one multi-row insert for documents,
+        one for chunks, one insert-select for the change log) instead of the ORM per document,
+        whose per-row work was most of a write's cost (``bench/scale.py``). The guarantee is the
+        same: a crash keeps all of a batch or none of it, change log included."""
+        if not writes:
+            return []
+        for write in writes:
+            if len(write.chunks) != len(write.embeddings):
+                raise ValueError("one embedding per chunk")
+        keys = [(write.collection, write.source) for write in writes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a document appears twice in one batch")
+        collections = {name: self.collection_id(name) for name in {w.collection for w in writes}}
+        now = utcnow()
+        table = Document.__table__
+        with self.engine.begin() as connection:
+            existing: dict[tuple[int, str], int] = {}
+            for cid in set(collections.values()):
+                sources = [w.source for w in writes if collections[w.collection] == cid]
+                for start in range(0, len(sources), 500):
+                    for doc_id, source in connection.execute(
+                        select(Document.id, Document.source).where(Document.collection_id == cid, Document.source.in_(sources[start : start + 500]))
+                    ).all():
+                        existing[(cid, source)] = doc_id
+            values = [self._document_values(write, collections[write.collection], now) for write in writes]
+            ids: list[int] = []
+            outcomes: list[str] = []
+            fresh = [(i, v) for i, v in enumerate(values) if (v["collection_id"], v["source"]) not in existing]
+            for i, v in enumerate(values):
+                doc_id = existing.get((v["collection_id"], v["source"]))
+                if doc_id is not None:
+                    self._delete_chunks_core(connection, doc_id, now)
+                    connection.execute(update(table).where(table.c.id == doc_id).values(**{k: x for k, x in v.items() if k != "created_at"}))
+                ids.append(doc_id)
+                outcomes.append("added" if doc_id is None else "updated")
+            if fresh:
+                returned = connection.execute(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True), [v for _, v in fresh]
+                ).scalars().all()
+                for (i, _), doc_id in zip(fresh, returned):
+                    ids[i] = int(doc_id)
             rows = [
-                {
-                    "document_id": doc.id,
-                    "ordinal": c.ordinal,
-                    "text": c.text,
-                    "context": c.context,
-                    "token_count": c.token_count,
-                    "start": c.start,
-                    "end": c.end,
-                    "pages": list(c.pages),
-                    "heading_path": list(c.heading_path),
-                    "kind": c.kind,
-                    "fingerprint": text_fingerprint(c.text),
-                    "embedding": encode_vector(write.embeddings[i]),
-                }
-                for i, c in enumerate(write.chunks)
+                {"document_id": ids[i], "ordinal": c.ordinal, "text": c.text, "context": c.context, "token_count": c.token_count,
+                 "start": c.start, "end": c.end, "pages": list(c.pages), "heading_path": list(c.heading_path), "kind": c.kind,
+                 "fingerprint": text_fingerprint(c.text), "embedding": encode_vector(write.embeddings[j])}
+                for i, write in enumerate(writes) for j, c in enumerate(write.chunks)
             ]
             if rows:
-                session.execute(insert(Chunk), rows)
-                ids = session.execute(
-                    select(Chunk.id).where(Chunk.document_id == doc.id).order_by(Chunk.ordinal)
-                ).scalars().all()
-                session.execute(
-                    insert(ChangeLog),
-                    [{"op": ChangeOp.add, "chunk_id": chunk_id, "document_id": doc.id, "created_at": now} for chunk_id in ids],
-                )
-            session.execute(insert(ChangeLog), [{"op": ChangeOp.document, "document_id": doc.id, "created_at": now}])
-            return doc.id, outcome
+                connection.execute(insert(Chunk.__table__), rows)
+                for start in range(0, len(ids), 500):
+                    part = ids[start : start + 500]
+                    added = (select(type_coerce(ChangeOp.add, Text), Chunk.id, Chunk.document_id, type_coerce(now, ChangeLog.__table__.c.created_at.type))
+                             .where(Chunk.document_id.in_(part)).order_by(Chunk.id))
+                    connection.execute(insert(ChangeLog.__table__).from_select(["op", "chunk_id", "document_id", "created_at"], added))
+            connection.execute(insert(ChangeLog.__table__), [{"op": ChangeOp.document, "document_id": doc_id, "created_at": now} for doc_id in ids])
+        return list(zip(ids, outcomes))
+
+    @staticmethod
+    def _document_values(write: DocumentWrite, cid: int | None, now: datetime) -> dict[str, Any]:
+        return {"collection_id": cid, "source": write.source, "sha256": write.sha256, "title": write.title, "context": write.context,
+                "mime_type": write.mime_type, "metadata": dict(write.metadata), "groups": sorted(set(write.groups)),
+                "status": DocumentStatus.indexed, "failure_reason": None, "failure_detail": None, "size_bytes": write.size_bytes,
+                "chunk_count": len(write.chunks), "text": write.text, "embedding_fingerprint": write.embedding_fingerprint,
+                "created_at": now, "updated_at": now}
+
+    @staticmethod
+    def _delete_chunks_core(connection, document_id: int, now: datetime) -> None:
+        ids = connection.execute(select(Chunk.id).where(Chunk.document_id == document_id)).scalars().all()
+        if ids:
+            connection.execute(insert(ChangeLog.__table__), [{"op": ChangeOp.delete, "chunk_id": i, "document_id": document_id, "created_at": now} for i in ids])
+            connection.execute(delete(Chunk.__table__).where(Chunk.document_id == document_id))
+
+    def _put_in_session(self, session: Session, write: DocumentWrite, cid: int | None, now: datetime) -> tuple[int, str]:
+        existing = session.execute(
+            select(Document).where(Document.collection_id == cid, Document.source == write.source).with_for_update()
+        ).scalars().first()
+        if existing is None:
+            doc = Document(collection_id=cid, source=write.source, created_at=now)
+            session.add(doc)
+            outcome = "added"
+        else:
+            doc = existing
+            self._delete_chunks(session, doc.id)
+            outcome = "updated"
+        doc.sha256 = write.sha256
+        doc.title = write.title
+        doc.context = write.context
+        doc.mime_type = write.mime_type
+        doc.text = write.text
+        doc.size_bytes = write.size_bytes
+        doc.groups = sorted(set(write.groups))
+        doc.doc_metadata = dict(write.metadata)
+        doc.status = DocumentStatus.indexed
+        doc.failure_reason = None
+        doc.failure_detail = None
+        doc.chunk_count = len(write.chunks)
+        doc.embedding_fingerprint = write.embedding_fingerprint
+        doc.updated_at = now
+        session.flush()
+        rows = [
+            {
+                "document_id": doc.id,
+                "ordinal": c.ordinal,
+                "text": c.text,
+                "context": c.context,
+                "token_count": c.token_count,
+                "start": c.start,
+                "end": c.end,
+                "pages": list(c.pages),
+                "heading_path": list(c.heading_path),
+                "kind": c.kind,
+                "fingerprint": text_fingerprint(c.text),
+                "embedding": encode_vector(write.embeddings[i]),
+            }
+            for i, c in enumerate(write.chunks)
+        ]
+        if rows:
+            session.execute(insert(Chunk), rows)
+            ids = session.execute(
+                select(Chunk.id).where(Chunk.document_id == doc.id).order_by(Chunk.ordinal)
+            ).scalars().all()
+            session.execute(
+                insert(ChangeLog),
+                [{"op": ChangeOp.add, "chunk_id": chunk_id, "document_id": doc.id, "created_at": now} for chunk_id in ids],
+            )
+        session.execute(insert(ChangeLog), [{"op": ChangeOp.document, "document_id": doc.id, "created_at": now}])
+        return doc.id, outcome
 
     def put_failed_document(
         self, collection: str, source: str, *, sha256: str | None, size_bytes: int, reason: str, detail: str,
