@@ -421,20 +421,45 @@ class Store:
         with Session(self.engine) as session:
             return list(session.execute(select(Document.source).where(Document.sha256 == sha256)).scalars().all())
 
-    def document_attributes(self) -> list[tuple]:
+    def document_attributes(self, document_ids: Sequence[int] | None = None) -> list[tuple]:
         """(id, collection_id, groups, source, mime_type, created_at, updated_at, metadata, status, title, context) for
-        every document: what the retrieval filter cache holds in memory."""
+        every document (or those of ``document_ids`` that exist): what the retrieval filter cache holds in memory."""
+        query = select(
+            Document.id, Document.collection_id, Document.groups, Document.source, Document.mime_type,
+            Document.created_at, Document.updated_at, Document.doc_metadata, Document.status, Document.title,
+            Document.context,
+        )
         with Session(self.engine) as session:
-            return [
-                tuple(r)
-                for r in session.execute(
-                    select(
-                        Document.id, Document.collection_id, Document.groups, Document.source, Document.mime_type,
-                        Document.created_at, Document.updated_at, Document.doc_metadata, Document.status, Document.title,
-                        Document.context,
-                    )
-                ).all()
-            ]
+            if document_ids is None:
+                return [tuple(r) for r in session.execute(query).all()]
+            ids = [int(i) for i in document_ids]
+            return [tuple(r) for start in range(0, len(ids), 900)
+                    for r in session.execute(query.where(Document.id.in_(ids[start : start + 900]))).all()]
+
+    def chunk_catalog_rows(self, document_ids: Sequence[int] | None = None) -> np.ndarray:
+        """int64 (n, 3): (document id, chunk id, text fingerprint or 0) of every chunk (or of
+        those documents' chunks), ordered by document then chunk. Straight from the driver
+        into numpy: at a million chunks the ORM's per-row objects cost more than the query."""
+        base = 'SELECT document_id, id, COALESCE(fingerprint, 0) FROM chunk'
+        order = ' ORDER BY document_id, id'
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            rows: list = []
+            if document_ids is None:
+                cursor.execute(base + order)
+                rows = cursor.fetchall()
+            else:
+                ids = sorted({int(i) for i in document_ids})
+                mark = "?" if self.engine.dialect.name == "sqlite" else "%s"
+                for start in range(0, len(ids), 900):
+                    part = ids[start : start + 900]
+                    cursor.execute(f"{base} WHERE document_id IN ({','.join([mark] * len(part))}){order}", part)
+                    rows.extend(cursor.fetchall())
+            cursor.close()
+        finally:
+            connection.close()
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
     # --- chunks -----------------------------------------------------------------------------
     def chunk_records(self, chunk_ids: Sequence[int], *, with_embeddings: bool = False) -> dict[int, ChunkRecord]:
