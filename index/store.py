@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -429,12 +429,34 @@ class Store:
             Document.created_at, Document.updated_at, Document.doc_metadata, Document.status, Document.title,
             Document.context,
         )
+        if self.engine.dialect.name == "sqlite":
+            return self._document_attributes_sqlite(document_ids)
         with Session(self.engine) as session:
             if document_ids is None:
                 return [tuple(r) for r in session.execute(query).all()]
             ids = [int(i) for i in document_ids]
             return [tuple(r) for start in range(0, len(ids), 900)
                     for r in session.execute(query.where(Document.id.in_(ids[start : start + 900]))).all()]
+
+    def _document_attributes_sqlite(self, document_ids: Sequence[int] | None) -> list[tuple]:
+        """``document_attributes`` on SQLite, decoded here: SQLAlchemy's per-value JSON and
+        date processing was most of a catalog load at 200k documents (``bench/scale.py``)."""
+        sql = ('SELECT id, collection_id, groups, source, mime_type, created_at, updated_at, metadata, status, title, context '
+               'FROM document')
+        connection = self.engine.raw_connection()
+        try:
+            if document_ids is None:
+                rows = connection.driver_connection.execute(sql).fetchall()
+            else:
+                ids = [int(i) for i in document_ids]
+                rows = []
+                for start in range(0, len(ids), 900):
+                    part = ids[start : start + 900]
+                    rows.extend(connection.driver_connection.execute(f"{sql} WHERE id IN ({','.join('?' * len(part))})", part).fetchall())
+        finally:
+            connection.close()
+        return [(r[0], r[1], _json_value(r[2], []), r[3], r[4], _sqlite_datetime(r[5]), _sqlite_datetime(r[6]), _json_value(r[7], {}),
+                 r[8], r[9], r[10]) for r in rows]
 
     def chunk_catalog_rows(self, document_ids: Sequence[int] | None = None) -> np.ndarray:
         """int64 (n, 3): (document id, chunk id, text fingerprint or 0) of every chunk (or of
@@ -645,3 +667,17 @@ def _sqlite_sql(statement) -> str:
 
 _CHUNK_RECORDS_SQLITE = _sqlite_sql(_CHUNK_RECORDS)
 _CHUNK_RECORDS_SQLITE_WITH_EMBEDDINGS = _sqlite_sql(_CHUNK_RECORDS_WITH_EMBEDDINGS)
+
+
+def _json_value(raw: str | None, empty: Any) -> Any:
+    """A JSON column as SQLite returns it (text), the common empty values without the parser."""
+    if raw is None or raw == "[]" or raw == "{}":
+        return type(empty)()
+    return json.loads(raw)
+
+
+def _sqlite_datetime(raw: str | datetime | None) -> datetime | None:
+    """A DateTime column as SQLAlchemy writes it to SQLite ("YYYY-MM-DD HH:MM:SS.ffffff", UTC),
+    aware as the database layer returns it."""
+    value = raw if raw is None or isinstance(raw, datetime) else datetime.fromisoformat(raw)
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
