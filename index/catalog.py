@@ -55,8 +55,8 @@ class Catalog:
     or when the position went back (a rebuilt index, a restored database), it reloads all.
     The document index (BM25 over descriptions) of a catalog over ``document_index_sync_max``
     documents is rebuilt on a background thread after a change, the previous one answering
-    meanwhile: a document changed in the last seconds may miss its boost, but no search waits
-    for a rebuild that takes seconds at that size.
+    meanwhile (none at all before the first is built): a document changed in the last seconds
+    may miss its boost, but no search waits for a build that takes seconds at that size.
     """
 
     def __init__(self, store: Store, *, incremental_max_changes: int = 20_000, document_index_sync_max: int = 5_000):
@@ -167,9 +167,11 @@ class Catalog:
         generation = self._generation
         if current is not None and current[0] == generation:
             return current[1]
-        if current is not None and len(self.docs) > self.document_index_sync_max:
+        if len(self.docs) > self.document_index_sync_max:
+            # Even the first one: at start-up of a large catalog it was most of the first
+            # search's time; until it is there, no document is boosted.
             self._rebuild_document_index_in_background()
-            return current[1]
+            return current[1] if current is not None else _NO_DOCUMENTS
         with self._lock:
             current = self._document_index
             if current is None or current[0] != self._generation:
@@ -217,6 +219,9 @@ class Catalog:
         if not parts:
             return np.zeros(0, dtype=np.int64)
         return np.sort(np.concatenate(parts))
+
+
+_NO_DOCUMENTS = DocumentIndex(())
 
 
 def _attrs(row: tuple, collections: dict[int, str]) -> DocAttrs:

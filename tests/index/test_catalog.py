@@ -78,7 +78,11 @@ def test_a_large_catalog_rebuilds_its_document_index_off_the_search_path(tmp_pat
     store.put_document(_write("alpha", ["x"], []))
     catalog = Catalog(store, document_index_sync_max=0)
     catalog.refresh()
-    first = catalog.document_index  # the first one is built where it is asked for
+    assert catalog.document_index.scores("title alpha") == {}  # none until the first is built
+    deadline = time.monotonic() + 10
+    while not catalog.document_index.scores("title alpha") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first = catalog.document_index
     assert first.scores("title alpha")
     store.put_document(_write("omega", ["y"], []))
     catalog.refresh()
@@ -88,6 +92,17 @@ def test_a_large_catalog_rebuilds_its_document_index_off_the_search_path(tmp_pat
         time.sleep(0.01)
     omega = store.find_document("default", "omega.txt").id
     assert omega in catalog.document_index.scores("omega")
+
+
+def test_a_small_catalog_builds_its_document_index_where_it_is_asked_for(tmp_path):
+    store = Store(open_database(Settings(data_dir=tmp_path)))
+    store.put_document(_write("alpha", ["x"], []))
+    catalog = Catalog(store, document_index_sync_max=10)
+    catalog.refresh()
+    assert catalog.document_index.scores("alpha")
+    store.put_document(_write("omega", ["y"], []))
+    catalog.refresh()
+    assert store.find_document("default", "omega.txt").id in catalog.document_index.scores("omega")
 
 
 @pytest.mark.parametrize("seed", range(5))
