@@ -112,3 +112,22 @@ def test_shared_document_counts_counts_distinct_documents(seed):
     prints = rng.integers(0, 6, 300)  # 0: no fingerprint
     expected = [1 if f == 0 else len({d for d, g in zip(documents, prints) if g == f}) for f in prints]
     assert shared_document_counts(documents, prints).tolist() == expected
+
+
+def test_incremental_and_full_agree_on_both_databases(any_store):
+    """The driver-level reads (chunk rows, SQLite's document attributes) on SQLite and PostgreSQL."""
+    store = any_store
+    following = Catalog(store)
+    following.refresh()
+    store.put_document(_write("a", ["shared notice", "a one"], ["hr"]))
+    store.put_document(_write("b", ["shared notice"], []))
+    following.refresh()
+    store.update_document(store.find_document("default", "a.txt").id, groups=["eng"])
+    store.delete_document(store.find_document("default", "b.txt").id)
+    store.put_document(_write("c", ["c one", "c two", "c three"], []))
+    following.refresh()
+    fresh = Catalog(store)
+    fresh.refresh()
+    assert _state(following) == _state(fresh)
+    assert following.docs[store.find_document("default", "a.txt").id].groups == frozenset({"eng"})
+    assert len(following._chunk_facts[0]) == 5
