@@ -106,6 +106,17 @@ class Corpus:
         words = self.words[np.minimum(idx, self.vocabulary_size - 1)]
         return " ".join(words).capitalize() + "."
 
+    def sentences(self, rng: np.random.Generator, count: int) -> list[str]:
+        """``count`` sentences of 5-30 words, drawn at once."""
+        lengths = np.clip(rng.normal(16, 6, count), 5, 30).astype(np.int64)
+        idx = np.minimum(np.searchsorted(self.cumulative, rng.random(int(lengths.sum()))), self.vocabulary_size - 1)
+        words = self.words[idx].tolist()
+        out, start = [], 0
+        for length in lengths.tolist():
+            out.append(" ".join(words[start : start + length]).capitalize() + ".")
+            start += length
+        return out
+
     def noise(self, n: int, rng: np.random.Generator, scale: float) -> np.ndarray:
         from bench.ann import anisotropic_gaussian
 
@@ -135,15 +146,27 @@ class Corpus:
         at_chunk: dict[int, tuple[int, int]] = {spot: (q, grade) for q, spots in planted.items() for spot, grade in spots}
         rng = np.random.default_rng(self.seed * 1_000_003 + n_chunks)
         chunk_index = 0
+        noise_pool = np.zeros((0, DIM), dtype=np.float32)
         for doc_index, size in enumerate(sizes):
             topic = self.mixture.centers[int(rng.integers(len(self.mixture.centers)))]
             title = " ".join(self.words[np.searchsorted(self.cumulative, rng.random(4))]).title()
             chunks, texts, vectors = [], [], []
             offset = 0
+            # Drawn per document, not per sentence: the generator, not the product, was most of
+            # a 1M run's write phase.
+            per_chunk = rng.integers(2, 10, size)
+            all_sentences = self.sentences(rng, int(per_chunk.sum()))
+            disclaimed = rng.random(size) < 0.15
+            which = rng.integers(len(self.disclaimers), size=size)
+            if len(noise_pool) < size:  # drawn in large blocks: one small matrix product per document was slower
+                noise_pool = self.noise(20_000, rng, 1.0)
+            noise, noise_pool = noise_pool[:size], noise_pool[size:]
+            first = 0
             for ordinal in range(size):
-                sentences = [self.sentence(rng) for _ in range(int(rng.integers(2, 10)))]
-                if rng.random() < 0.15:
-                    sentences.append(self.disclaimers[int(rng.integers(len(self.disclaimers)))])
+                sentences = all_sentences[first : first + per_chunk[ordinal]]
+                first += per_chunk[ordinal]
+                if disclaimed[ordinal]:
+                    sentences.append(self.disclaimers[which[ordinal]])
                 vector = None
                 if chunk_index in at_chunk:
                     q, grade = at_chunk[chunk_index]
@@ -151,7 +174,7 @@ class Corpus:
                     sentences.insert(int(rng.integers(len(sentences))), f"The {' and '.join(words)} case applies here.")
                     vector = self.query_vectors[q] + self.noise(1, rng, 0.5 if grade == 2 else 0.9)[0]
                 if vector is None:
-                    vector = topic + self.noise(1, rng, 1.0)[0]
+                    vector = topic + noise[ordinal]
                 text = " ".join(sentences)
                 heading = [f"Section {ordinal + 1}"]
                 chunks.append(NewChunk(ordinal=ordinal, text=text, token_count=len(text) // 4, start=offset,
