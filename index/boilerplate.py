@@ -41,7 +41,13 @@ def shared_document_counts(document_ids: np.ndarray, fingerprints: np.ndarray) -
     known = np.flatnonzero(fingerprints != 0)
     if len(known) == 0:
         return counts
-    pairs = np.unique(np.stack([fingerprints[known], document_ids[known]], axis=1), axis=0)
-    values, per_value = np.unique(pairs[:, 0], return_counts=True)
-    counts[known] = per_value[np.searchsorted(values, fingerprints[known])]
+    # Distinct (fingerprint, document) pairs by one sort of both columns (np.unique over rows
+    # took seconds at a million chunks), then documents per fingerprint.
+    prints, documents = fingerprints[known], document_ids[known]
+    order = np.lexsort((documents, prints))
+    sorted_prints, sorted_documents = prints[order], documents[order]
+    first_of_pair = np.ones(len(order), dtype=bool)
+    first_of_pair[1:] = (sorted_prints[1:] != sorted_prints[:-1]) | (sorted_documents[1:] != sorted_documents[:-1])
+    values, per_value = np.unique(sorted_prints[first_of_pair], return_counts=True)
+    counts[known] = per_value[np.searchsorted(values, prints)]
     return counts

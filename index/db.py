@@ -111,11 +111,18 @@ def _audit_trail(conn: Connection) -> None:
         conn.execute(text(statement.format(**types)))
 
 
+def _chunk_catalog_index(conn: Connection) -> None:
+    # Covers the catalog's read of every chunk (document, id, fingerprint): without it that read
+    # scans the whole chunk table, text and embeddings included (bench/scale.py).
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_chunk_catalog ON chunk (document_id, id, fingerprint)"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "change log document index", _chunk_embedding_lookup),
     Migration(3, "document context and chunk fingerprints", _document_context_and_chunk_fingerprints),
     Migration(4, "audit trail", _audit_trail),
+    Migration(5, "chunk catalog covering index", _chunk_catalog_index),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

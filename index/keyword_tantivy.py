@@ -269,6 +269,10 @@ class TantivyKeywordIndex:
         self._dirty = False
         self._position = manifest.position
         self._closed = False
+        # Allowed sets seen lately, by identity (the catalog hands each caller the same array
+        # until it changes): (the object, its membership set, its filter query or None). Saves
+        # rebuilding a set and a term-set query of thousands of ids on every filtered search.
+        self._allowed_memo: dict[int, tuple[object, Collection[int], Query | None]] = {}
 
     # --- writing -------------------------------------------------------------------------
     def _open_writer(self) -> tantivy.IndexWriter:
@@ -407,7 +411,7 @@ class TantivyKeywordIndex:
         searcher = self._searcher  # one consistent view even if a commit swaps it meanwhile
         if k <= 0:
             return []
-        allowed = None if allowed_document_ids is None else _membership(allowed_document_ids)
+        allowed = None if allowed_document_ids is None else self._remembered(allowed_document_ids)[1]
         if allowed is not None and not allowed:
             return []
         text_query = self._text_query(query)
@@ -415,10 +419,34 @@ class TantivyKeywordIndex:
             return []
         if allowed is None:
             return _read(self._path, "search", lambda: self._ranked(searcher, searcher.search(text_query, limit=k, count=False).hits, k))
-        return _read(self._path, "search", lambda: self._search_allowed(searcher, text_query, k, allowed))
+        return _read(self._path, "search", lambda: self._search_allowed(searcher, text_query, k, allowed, allowed_document_ids))
+
+    def _remembered(self, allowed_document_ids: Collection[int]) -> tuple[object, Collection[int], Query | None]:
+        key = id(allowed_document_ids)
+        memo = self._allowed_memo.get(key)
+        if memo is None or memo[0] is not allowed_document_ids:
+            if len(self._allowed_memo) >= 16:
+                self._allowed_memo = {}
+            memo = (allowed_document_ids, _membership(allowed_document_ids), None)
+            self._allowed_memo[key] = memo
+        return memo
+
+    def _acl_query(self, allowed: Collection[int], source: Collection[int] | None) -> Query | None:
+        """The zero-scored term-set filter for ``allowed``, remembered with its source object."""
+        memo = self._allowed_memo.get(id(source)) if source is not None else None
+        if memo is not None and memo[0] is source and memo[2] is not None:
+            return memo[2]
+        ids = usable_ids(allowed)
+        if not ids:
+            return None
+        acl = Query.const_score_query(Query.term_set_query(self._schema, DOCUMENT_ID, list(ids)), 0.0)
+        if memo is not None and memo[0] is source:
+            self._allowed_memo[id(source)] = (memo[0], memo[1], acl)
+        return acl
 
     def _search_allowed(
-        self, searcher: tantivy.Searcher, text_query: Query, k: int, allowed: Collection[int]
+        self, searcher: tantivy.Searcher, text_query: Query, k: int, allowed: Collection[int],
+        source: Collection[int] | None = None,
     ) -> list[tuple[int, float]]:
         """Top ``k`` among allowed documents, exactly as if only they were indexed.
 
@@ -433,12 +461,11 @@ class TantivyKeywordIndex:
         kept = [hit for hit, document_id in zip(hits, document_ids) if document_id in allowed]
         if len(kept) >= k or len(hits) < depth:
             return self._ranked(searcher, kept, k)
-        ids = usable_ids(allowed)
-        if not ids:
-            return []
         # Zero-scored so the filter restricts without shifting BM25 scores, and a Must
         # clause so tantivy applies it while collecting the top k, not afterwards.
-        acl = Query.const_score_query(Query.term_set_query(self._schema, DOCUMENT_ID, list(ids)), 0.0)
+        acl = self._acl_query(allowed, source)
+        if acl is None:
+            return []
         filtered = Query.boolean_query([(Occur.Must, text_query), (Occur.Must, acl)])
         return self._ranked(searcher, searcher.search(filtered, limit=k, count=False).hits, k)
 

@@ -59,7 +59,10 @@ class Document(SQLModel, table=True):
 
 
 class Chunk(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("document_id", "ordinal", name="uq_chunk_ordinal"), {"sqlite_autoincrement": True})
+    # ix_chunk_catalog: the catalog reads (document_id, id, fingerprint) of every chunk from the
+    # index alone (migration 5).
+    __table_args__ = (UniqueConstraint("document_id", "ordinal", name="uq_chunk_ordinal"),
+                      Index("ix_chunk_catalog", "document_id", "id", "fingerprint"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     document_id: int = Field(foreign_key="document.id", index=True)

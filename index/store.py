@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -176,62 +176,138 @@ class Store:
         if len(write.chunks) != len(write.embeddings):
             raise ValueError("one embedding per chunk")
         cid = self.collection_id(write.collection)
-        now = utcnow()
         with Session(self.engine) as session, session.begin():
-            existing = session.execute(
-                select(Document).where(Document.collection_id == cid, Document.source == write.source).with_for_update()
-            ).scalars().first()
-            if existing is None:
-                doc = Document(collection_id=cid, source=write.source, created_at=now)
-                session.add(doc)
-                outcome = "added"
-            else:
-                doc = existing
-                self._delete_chunks(session, doc.id)
-                outcome = "updated"
-            doc.sha256 = write.sha256
-            doc.title = write.title
-            doc.context = write.context
-            doc.mime_type = write.mime_type
-            doc.text = write.text
-            doc.size_bytes = write.size_bytes
-            doc.groups = sorted(set(write.groups))
-            doc.doc_metadata = dict(write.metadata)
-            doc.status = DocumentStatus.indexed
-            doc.failure_reason = None
-            doc.failure_detail = None
-            doc.chunk_count = len(write.chunks)
-            doc.embedding_fingerprint = write.embedding_fingerprint
-            doc.updated_at = now
-            session.flush()
+            return self._put_in_session(session, write, cid, utcnow())
+
+    def put_documents(self, writes: Sequence[DocumentWrite]) -> list[tuple[int, str]]:
+        """``put_document`` for many documents in one transaction: the bulk-load path for large
+        migrations. Core statements over the whole batch (one multi-row insert for documents,
+        one for chunks, one insert-select for the change log) instead of the ORM per document,
+        whose per-row work was most of a write's cost (``bench/scale.py``). The guarantee is the
+        same: a crash keeps all of a batch or none of it, change log included."""
+        if not writes:
+            return []
+        for write in writes:
+            if len(write.chunks) != len(write.embeddings):
+                raise ValueError("one embedding per chunk")
+        keys = [(write.collection, write.source) for write in writes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a document appears twice in one batch")
+        collections = {name: self.collection_id(name) for name in {w.collection for w in writes}}
+        now = utcnow()
+        table = Document.__table__
+        with self.engine.begin() as connection:
+            existing: dict[tuple[int, str], int] = {}
+            for cid in set(collections.values()):
+                sources = [w.source for w in writes if collections[w.collection] == cid]
+                for start in range(0, len(sources), 500):
+                    for doc_id, source in connection.execute(
+                        select(Document.id, Document.source).where(Document.collection_id == cid, Document.source.in_(sources[start : start + 500]))
+                    ).all():
+                        existing[(cid, source)] = doc_id
+            values = [self._document_values(write, collections[write.collection], now) for write in writes]
+            ids: list[int] = []
+            outcomes: list[str] = []
+            fresh = [(i, v) for i, v in enumerate(values) if (v["collection_id"], v["source"]) not in existing]
+            for i, v in enumerate(values):
+                doc_id = existing.get((v["collection_id"], v["source"]))
+                if doc_id is not None:
+                    self._delete_chunks_core(connection, doc_id, now)
+                    connection.execute(update(table).where(table.c.id == doc_id).values(**{k: x for k, x in v.items() if k != "created_at"}))
+                ids.append(doc_id)
+                outcomes.append("added" if doc_id is None else "updated")
+            if fresh:
+                returned = connection.execute(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True), [v for _, v in fresh]
+                ).scalars().all()
+                for (i, _), doc_id in zip(fresh, returned):
+                    ids[i] = int(doc_id)
             rows = [
-                {
-                    "document_id": doc.id,
-                    "ordinal": c.ordinal,
-                    "text": c.text,
-                    "context": c.context,
-                    "token_count": c.token_count,
-                    "start": c.start,
-                    "end": c.end,
-                    "pages": list(c.pages),
-                    "heading_path": list(c.heading_path),
-                    "kind": c.kind,
-                    "fingerprint": text_fingerprint(c.text),
-                    "embedding": encode_vector(write.embeddings[i]),
-                }
-                for i, c in enumerate(write.chunks)
+                {"document_id": ids[i], "ordinal": c.ordinal, "text": c.text, "context": c.context, "token_count": c.token_count,
+                 "start": c.start, "end": c.end, "pages": list(c.pages), "heading_path": list(c.heading_path), "kind": c.kind,
+                 "fingerprint": text_fingerprint(c.text), "embedding": encode_vector(write.embeddings[j])}
+                for i, write in enumerate(writes) for j, c in enumerate(write.chunks)
             ]
             if rows:
-                session.execute(insert(Chunk), rows)
-                ids = session.execute(
-                    select(Chunk.id).where(Chunk.document_id == doc.id).order_by(Chunk.ordinal)
-                ).scalars().all()
-                session.execute(
-                    insert(ChangeLog),
-                    [{"op": ChangeOp.add, "chunk_id": chunk_id, "document_id": doc.id, "created_at": now} for chunk_id in ids],
-                )
-            session.execute(insert(ChangeLog), [{"op": ChangeOp.document, "document_id": doc.id, "created_at": now}])
-            return doc.id, outcome
+                connection.execute(insert(Chunk.__table__), rows)
+                for start in range(0, len(ids), 500):
+                    part = ids[start : start + 500]
+                    added = (select(type_coerce(ChangeOp.add, Text), Chunk.id, Chunk.document_id, type_coerce(now, ChangeLog.__table__.c.created_at.type))
+                             .where(Chunk.document_id.in_(part)).order_by(Chunk.id))
+                    connection.execute(insert(ChangeLog.__table__).from_select(["op", "chunk_id", "document_id", "created_at"], added))
+            connection.execute(insert(ChangeLog.__table__), [{"op": ChangeOp.document, "document_id": doc_id, "created_at": now} for doc_id in ids])
+        return list(zip(ids, outcomes))
+
+    @staticmethod
+    def _document_values(write: DocumentWrite, cid: int | None, now: datetime) -> dict[str, Any]:
+        return {"collection_id": cid, "source": write.source, "sha256": write.sha256, "title": write.title, "context": write.context,
+                "mime_type": write.mime_type, "metadata": dict(write.metadata), "groups": sorted(set(write.groups)),
+                "status": DocumentStatus.indexed, "failure_reason": None, "failure_detail": None, "size_bytes": write.size_bytes,
+                "chunk_count": len(write.chunks), "text": write.text, "embedding_fingerprint": write.embedding_fingerprint,
+                "created_at": now, "updated_at": now}
+
+    @staticmethod
+    def _delete_chunks_core(connection, document_id: int, now: datetime) -> None:
+        ids = connection.execute(select(Chunk.id).where(Chunk.document_id == document_id)).scalars().all()
+        if ids:
+            connection.execute(insert(ChangeLog.__table__), [{"op": ChangeOp.delete, "chunk_id": i, "document_id": document_id, "created_at": now} for i in ids])
+            connection.execute(delete(Chunk.__table__).where(Chunk.document_id == document_id))
+
+    def _put_in_session(self, session: Session, write: DocumentWrite, cid: int | None, now: datetime) -> tuple[int, str]:
+        existing = session.execute(
+            select(Document).where(Document.collection_id == cid, Document.source == write.source).with_for_update()
+        ).scalars().first()
+        if existing is None:
+            doc = Document(collection_id=cid, source=write.source, created_at=now)
+            session.add(doc)
+            outcome = "added"
+        else:
+            doc = existing
+            self._delete_chunks(session, doc.id)
+            outcome = "updated"
+        doc.sha256 = write.sha256
+        doc.title = write.title
+        doc.context = write.context
+        doc.mime_type = write.mime_type
+        doc.text = write.text
+        doc.size_bytes = write.size_bytes
+        doc.groups = sorted(set(write.groups))
+        doc.doc_metadata = dict(write.metadata)
+        doc.status = DocumentStatus.indexed
+        doc.failure_reason = None
+        doc.failure_detail = None
+        doc.chunk_count = len(write.chunks)
+        doc.embedding_fingerprint = write.embedding_fingerprint
+        doc.updated_at = now
+        session.flush()
+        rows = [
+            {
+                "document_id": doc.id,
+                "ordinal": c.ordinal,
+                "text": c.text,
+                "context": c.context,
+                "token_count": c.token_count,
+                "start": c.start,
+                "end": c.end,
+                "pages": list(c.pages),
+                "heading_path": list(c.heading_path),
+                "kind": c.kind,
+                "fingerprint": text_fingerprint(c.text),
+                "embedding": encode_vector(write.embeddings[i]),
+            }
+            for i, c in enumerate(write.chunks)
+        ]
+        if rows:
+            session.execute(insert(Chunk), rows)
+            ids = session.execute(
+                select(Chunk.id).where(Chunk.document_id == doc.id).order_by(Chunk.ordinal)
+            ).scalars().all()
+            session.execute(
+                insert(ChangeLog),
+                [{"op": ChangeOp.add, "chunk_id": chunk_id, "document_id": doc.id, "created_at": now} for chunk_id in ids],
+            )
+        session.execute(insert(ChangeLog), [{"op": ChangeOp.document, "document_id": doc.id, "created_at": now}])
+        return doc.id, outcome
 
     def put_failed_document(
         self, collection: str, source: str, *, sha256: str | None, size_bytes: int, reason: str, detail: str,
@@ -345,20 +421,67 @@ class Store:
         with Session(self.engine) as session:
             return list(session.execute(select(Document.source).where(Document.sha256 == sha256)).scalars().all())
 
-    def document_attributes(self) -> list[tuple]:
+    def document_attributes(self, document_ids: Sequence[int] | None = None) -> list[tuple]:
         """(id, collection_id, groups, source, mime_type, created_at, updated_at, metadata, status, title, context) for
-        every document: what the retrieval filter cache holds in memory."""
+        every document (or those of ``document_ids`` that exist): what the retrieval filter cache holds in memory."""
+        query = select(
+            Document.id, Document.collection_id, Document.groups, Document.source, Document.mime_type,
+            Document.created_at, Document.updated_at, Document.doc_metadata, Document.status, Document.title,
+            Document.context,
+        )
+        if self.engine.dialect.name == "sqlite":
+            return self._document_attributes_sqlite(document_ids)
         with Session(self.engine) as session:
-            return [
-                tuple(r)
-                for r in session.execute(
-                    select(
-                        Document.id, Document.collection_id, Document.groups, Document.source, Document.mime_type,
-                        Document.created_at, Document.updated_at, Document.doc_metadata, Document.status, Document.title,
-                        Document.context,
-                    )
-                ).all()
-            ]
+            if document_ids is None:
+                return [tuple(r) for r in session.execute(query).all()]
+            ids = [int(i) for i in document_ids]
+            return [tuple(r) for start in range(0, len(ids), 900)
+                    for r in session.execute(query.where(Document.id.in_(ids[start : start + 900]))).all()]
+
+    def _document_attributes_sqlite(self, document_ids: Sequence[int] | None) -> list[tuple]:
+        """``document_attributes`` on SQLite, decoded here: SQLAlchemy's per-value JSON and
+        date processing was most of a catalog load at 200k documents (``bench/scale.py``)."""
+        sql = ('SELECT id, collection_id, groups, source, mime_type, created_at, updated_at, metadata, status, title, context '
+               'FROM document')
+        connection = self.engine.raw_connection()
+        try:
+            if document_ids is None:
+                rows = connection.driver_connection.execute(sql).fetchall()
+            else:
+                ids = [int(i) for i in document_ids]
+                rows = []
+                for start in range(0, len(ids), 900):
+                    part = ids[start : start + 900]
+                    rows.extend(connection.driver_connection.execute(f"{sql} WHERE id IN ({','.join('?' * len(part))})", part).fetchall())
+        finally:
+            connection.close()
+        return [(r[0], r[1], _json_value(r[2], []), r[3], r[4], _sqlite_datetime(r[5]), _sqlite_datetime(r[6]), _json_value(r[7], {}),
+                 r[8], r[9], r[10]) for r in rows]
+
+    def chunk_catalog_rows(self, document_ids: Sequence[int] | None = None) -> np.ndarray:
+        """int64 (n, 3): (document id, chunk id, text fingerprint or 0) of every chunk (or of
+        those documents' chunks), ordered by document then chunk. Straight from the driver
+        into numpy: at a million chunks the ORM's per-row objects cost more than the query."""
+        base = 'SELECT document_id, id, COALESCE(fingerprint, 0) FROM chunk'
+        order = ' ORDER BY document_id, id'
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            rows: list = []
+            if document_ids is None:
+                cursor.execute(base + order)
+                rows = cursor.fetchall()
+            else:
+                ids = sorted({int(i) for i in document_ids})
+                mark = "?" if self.engine.dialect.name == "sqlite" else "%s"
+                for start in range(0, len(ids), 900):
+                    part = ids[start : start + 900]
+                    cursor.execute(f"{base} WHERE document_id IN ({','.join([mark] * len(part))}){order}", part)
+                    rows.extend(cursor.fetchall())
+            cursor.close()
+        finally:
+            connection.close()
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
     # --- chunks -----------------------------------------------------------------------------
     def chunk_records(self, chunk_ids: Sequence[int], *, with_embeddings: bool = False) -> dict[int, ChunkRecord]:
@@ -544,3 +667,17 @@ def _sqlite_sql(statement) -> str:
 
 _CHUNK_RECORDS_SQLITE = _sqlite_sql(_CHUNK_RECORDS)
 _CHUNK_RECORDS_SQLITE_WITH_EMBEDDINGS = _sqlite_sql(_CHUNK_RECORDS_WITH_EMBEDDINGS)
+
+
+def _json_value(raw: str | None, empty: Any) -> Any:
+    """A JSON column as SQLite returns it (text), the common empty values without the parser."""
+    if raw is None or raw == "[]" or raw == "{}":
+        return type(empty)()
+    return json.loads(raw)
+
+
+def _sqlite_datetime(raw: str | datetime | None) -> datetime | None:
+    """A DateTime column as SQLAlchemy writes it to SQLite ("YYYY-MM-DD HH:MM:SS.ffffff", UTC),
+    aware as the database layer returns it."""
+    value = raw if raw is None or isinstance(raw, datetime) else datetime.fromisoformat(raw)
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value

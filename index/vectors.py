@@ -400,6 +400,31 @@ class VectorIndex:
     def _changed(self) -> None:
         self._live_bitmap = None
         self._gpu_stale = True
+        # Allowed sets seen since the last write, by identity (the catalog hands each caller
+        # the same array until it changes): (the object, its slots, their bitmap or None).
+        self._allowed_memo: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+
+    def _allowed_slots(self, allowed_ids: np.ndarray) -> np.ndarray:
+        """Slots of the live ones among ``allowed_ids``; at a million entries the lookup cost
+        several milliseconds per filtered search, so it is remembered until the next write."""
+        memo = self._allowed_memo.get(id(allowed_ids))
+        if memo is not None and memo[0] is allowed_ids:
+            return memo[1]
+        slots = self._slots_of(_sorted_unique(allowed_ids))
+        if isinstance(allowed_ids, np.ndarray):
+            if len(self._allowed_memo) >= 16:
+                self._allowed_memo = {}
+            self._allowed_memo[id(allowed_ids)] = (allowed_ids, slots, None)
+        return slots
+
+    def _allowed_bitmap(self, allowed_ids: np.ndarray | None, slots: np.ndarray) -> np.ndarray:
+        memo = self._allowed_memo.get(id(allowed_ids)) if allowed_ids is not None else None
+        if memo is not None and memo[0] is allowed_ids and memo[1] is slots:
+            if memo[2] is None:
+                memo = (memo[0], memo[1], _slot_bitmap(slots, self._inner.ntotal))
+                self._allowed_memo[id(allowed_ids)] = memo
+            return memo[2]
+        return _slot_bitmap(slots, self._inner.ntotal)
 
     def _positions_of(self, ids: np.ndarray) -> np.ndarray:
         """Where the live ones among ``ids`` sit in the sorted lookup."""
@@ -626,14 +651,14 @@ class VectorIndex:
                 slots = None
                 available = self.live_count
             else:
-                slots = self._slots_of(_sorted_unique(allowed_ids))
+                slots = self._allowed_slots(allowed_ids)
                 available = len(slots)
             if available == 0 or nq == 0:
                 return (np.full((nq, k), _PAD_SCORE, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64))
             if slots is not None and (self.kind == "flat" or use_exact_filter(available, self.live_count, self.params)):
                 return self._search_exact(queries, k, slots)
 
-            selector_bits = self._selector_bitmap(slots)
+            selector_bits = self._selector_bitmap(slots, allowed_ids)
             result = None
             if selector_bits is None:
                 result = self._gpu_search(queries, k)
@@ -666,11 +691,11 @@ class VectorIndex:
         ids = self._labels_to_ids(labels)
         return np.where(ids >= 0, scores, _PAD_SCORE).astype(np.float32, copy=False), ids
 
-    def _selector_bitmap(self, slots: np.ndarray | None) -> np.ndarray | None:
+    def _selector_bitmap(self, slots: np.ndarray | None, allowed_ids: np.ndarray | None = None) -> np.ndarray | None:
         """Bitmap over slots for the search, or None when every entry qualifies."""
         ntotal = self._inner.ntotal
         if slots is not None:
-            return _slot_bitmap(slots, ntotal)
+            return self._allowed_bitmap(allowed_ids, slots)
         if self._tombstones == 0:
             return None
         bits = self._live_bitmap

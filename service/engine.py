@@ -57,7 +57,8 @@ class Groundwork:
         self._index_writer = index_writer
         self._indexes: IndexSet | None = None
         self._lock = threading.RLock()
-        self.catalog = Catalog(self.store)
+        self.catalog = Catalog(self.store, incremental_max_changes=settings.catalog_incremental_max_changes,
+                               document_index_sync_max=settings.document_index_sync_max)
         self._reranker_state: tuple[object | None, str] | None = None
         self._generator = None
         self._pipeline: QueryPipeline | None = None

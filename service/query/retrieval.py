@@ -58,8 +58,9 @@ class Retriever:
         return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i >= 0]  # tolist: Python ints and floats at C speed
 
     def keyword(self, text: str, k: int, allowed: Allowed) -> Candidates:
-        documents = allowed.documents.tolist() if allowed.documents is not None else None
-        return self.indexes.keyword.search(text, max(self.settings.keyword_candidates, k), allowed_document_ids=documents)
+        # The catalog's array itself: the same object for a caller until the catalog changes,
+        # so the engine can reuse what it derived from it.
+        return self.indexes.keyword.search(text, max(self.settings.keyword_candidates, k), allowed_document_ids=allowed.documents)
 
     def fuse(self, mode: Mode, dense: Candidates, lexical: Candidates, depth: int, *, text: str = "",
              allowed: Allowed | None = None) -> list[Ranked]:
