@@ -56,47 +56,36 @@ def test_stale_upload_spool_files_are_removed_and_fresh_ones_kept(tmp_path):
     assert remove_stale_spool(tmp_path / "missing", older_than_s=600) == 0
 
 
-def test_server_side_jobs_confine_every_open_to_the_ingest_roots(tmp_path):
-    """The walk at job start is only a first look; each file is checked again where it is
-    opened (a symlink swapped in during the job is refused there), so the runner must hand
-    the roots down."""
+def _run_job(share, **runner_options) -> dict:
+    """One server-side job over ``share`` with a recording ingest: the options it was given."""
     from service.jobs import JobRunner
 
-    share = tmp_path / "share"
-    share.mkdir()
     seen: dict = {}
 
     def ingest(paths, **kwargs):
         seen.update(kwargs)
         return None
-
-    runner = JobRunner(store=None, ingest=ingest, workers=0, roots=[share])
 
     class Job:
         id = "job-1"
         params = {"paths": [str(share)], "collection": "default"}
 
-    runner._run(Job())
-    assert seen["confine_to"] == [share]
+    JobRunner(store=None, ingest=ingest, workers=0, roots=[share], **runner_options)._run(Job())
+    return seen
+
+
+def test_server_side_jobs_confine_every_open_to_the_ingest_roots(tmp_path):
+    """The walk at job start is only a first look; each file is checked again where it is
+    opened (a symlink swapped in during the job is refused there), so the runner must hand
+    the roots down."""
+    share = tmp_path / "share"
+    share.mkdir()
+    assert _run_job(share)["confine_to"] == [share]
 
 
 def test_server_side_jobs_run_on_the_configured_ray_cluster(tmp_path):
     """GROUNDWORK_RAY_ADDRESS reaches each job's ingest (the app passes settings.ray_address)."""
-    from service.jobs import JobRunner
-
     share = tmp_path / "share"
     share.mkdir()
-    seen: dict = {}
-
-    def ingest(paths, **kwargs):
-        seen.update(kwargs)
-        return None
-
-    class Job:
-        id = "job-2"
-        params = {"paths": [str(share)], "collection": "default"}
-
-    JobRunner(store=None, ingest=ingest, workers=0, roots=[share], ray_address="auto")._run(Job())
-    assert seen["ray_address"] == "auto"
-    JobRunner(store=None, ingest=ingest, workers=0, roots=[share])._run(Job())
-    assert seen["ray_address"] is None
+    assert _run_job(share, ray_address="auto")["ray_address"] == "auto"
+    assert _run_job(share)["ray_address"] is None

@@ -8,54 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, _free_port
+from tests.service.http.serve_process import cli, serve, stop, wait_healthy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FOLLOW_WAIT_S = 30.0  # the follow interval is 1 s; this allows for a loaded machine
-
-
-def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-
-
-def _serve(env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _wait_healthy(proc: subprocess.Popen, base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 300
-    while True:
-        assert proc.poll() is None, log_path.read_text()[-3000:]
-        try:
-            if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "replica did not become healthy"
-        time.sleep(0.5)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _sources(client: httpx.Client, query: str) -> list[str]:
@@ -75,16 +38,16 @@ def test_two_replicas_over_one_postgres_follow_each_other(fresh_postgres_url, tm
     base_env = os.environ | {"GROUNDWORK_DATABASE_URL": fresh_postgres_url, "GROUNDWORK_RERANKER_ENABLED": "false",
                              "GROUNDWORK_PARSE_WORKERS": "1"}
     envs = [base_env | {"GROUNDWORK_DATA_DIR": str(tmp_path / f"replica-{name}")} for name in ("a", "b")]
-    admin = _cli("keys", "create", "--role", "admin", "--group", "*", "--name", "admin", env=envs[0])
+    admin = cli("keys", "create", "--role", "admin", "--group", "*", "--name", "admin", env=envs[0])
     assert admin.returncode == 0, admin.stderr
-    reader = _cli("keys", "create", "--role", "reader", "--group", "team", "--name", "reader", env=envs[0])
+    reader = cli("keys", "create", "--role", "reader", "--group", "team", "--name", "reader", env=envs[0])
     assert reader.returncode == 0, reader.stderr
     admin_key, reader_key = admin.stdout.strip().splitlines()[-1], reader.stdout.strip().splitlines()[-1]
 
-    replicas = [_serve(env, tmp_path / f"replica-{i}.log") for i, env in enumerate(envs)]
+    replicas = [serve(env, tmp_path / f"replica-{i}.log") for i, env in enumerate(envs)]
     try:
         for i, (proc, base) in enumerate(replicas):
-            _wait_healthy(proc, base, tmp_path / f"replica-{i}.log")
+            wait_healthy(proc, base, tmp_path / f"replica-{i}.log", what="replica")
         (a_base, b_base) = (base for _proc, base in replicas)
         a = httpx.Client(base_url=a_base, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120)
         b_admin = httpx.Client(base_url=b_base, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120)
@@ -108,8 +71,8 @@ def test_two_replicas_over_one_postgres_follow_each_other(fresh_postgres_url, tm
                         "a document deleted through replica a stayed in replica b's results")
     finally:
         for proc, _base in replicas:
-            _stop(proc)
+            stop(proc)
     for env in envs:
-        verified = _cli("verify", "--json", env=env)
+        verified = cli("verify", "--json", env=env)
         assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
         assert json.loads(verified.stdout)["consistent"] is True

@@ -4,34 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import _free_port
+from tests.service.http.serve_process import cli, serve, stop, wait_healthy
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[3]
 DOCS = {
     "handbook.md": "# Employee handbook\n\nNew employees receive twenty vacation days per year.\n\n## Travel\n\nBook travel through the portal.",
     "vpn.txt": "VPN access\n\nTo rotate the VPN certificate, open the self-service portal and choose Renew certificate.",
     "kitchen.md": "# Kitchen\n\nThe kitchen is cleaned every Friday afternoon.",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _cli(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture
@@ -47,28 +35,13 @@ def test_serve_subprocess_end_to_end(tmp_path, env):
     docs.mkdir()
     for name, text in DOCS.items():
         (docs / name).write_text(text)
-    created = _cli("keys", "create", "--role", "admin", "--group", "*", "--name", "e2e", env=env)
+    created = cli("keys", "create", "--role", "admin", "--group", "*", "--name", "e2e", env=env)
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
     log_path = tmp_path / "server.log"
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--ingest", str(docs)],
-            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = serve(env, log_path, "--ingest", str(docs))
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not become healthy"
-            time.sleep(0.5)
+        wait_healthy(proc, base, log_path)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
             health = client.get("/v1/health").json()
             assert health["indexes"]["vectors"] >= 3 and health["database"] == "ok"
@@ -81,7 +54,7 @@ def test_serve_subprocess_end_to_end(tmp_path, env):
             assert "event: done" in body
             # A file ingested by another process becomes searchable without a restart.
             (docs / "parking.txt").write_text("The parking garage opens at six in the morning.")
-            assert _cli("ingest", str(docs / "parking.txt"), "--no-progress", env=env).returncode == 0
+            assert cli("ingest", str(docs / "parking.txt"), "--no-progress", env=env).returncode == 0
             deadline = time.monotonic() + 30
             while not any(r["source"].endswith("parking.txt") for r in client.post("/v1/search", json={"query": "parking garage opens"}).json()["results"]):
                 assert time.monotonic() < deadline, "the running server did not pick up the new document"
@@ -89,12 +62,7 @@ def test_serve_subprocess_end_to_end(tmp_path, env):
             assert client.post("/v1/search", headers={"Authorization": "Bearer gw_0123456789ab_nope"}, json={"query": "x"}).status_code == 401
             assert "groundwork_http_request_duration_seconds_bucket" in client.get("/metrics").text
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
     access = [line for line in lines if line.get("logger") == "groundwork.access"]
@@ -105,7 +73,7 @@ def test_serve_subprocess_end_to_end(tmp_path, env):
 
 
 def test_dev_mode_refuses_a_public_bind(env):
-    refused = _cli("serve", "--dev", "--host", "0.0.0.0", "--port", str(_free_port()), env=env, timeout=120)
+    refused = cli("serve", "--dev", "--host", "0.0.0.0", "--port", str(_free_port()), env=env, timeout=120)
     assert refused.returncode == 2
     assert "auth=off" in refused.stderr
 
