@@ -47,7 +47,7 @@ def terms(text: str) -> list[str]:
     return out
 
 
-_SENTENCE_END = re.compile(r"[.!?:;]\s*$")
+_SENTENCE_ENDS = frozenset(".!?:;")
 
 
 def name_terms(text: str) -> list[str]:
@@ -60,11 +60,16 @@ def name_terms(text: str) -> list[str]:
     abstracts, whose titles restate their claims, that cost ranking quality (SciFact).
     """
     kept: list[str] = []
+    before, end = ".", 0  # the last non-space character before the word; text starts a sentence
     for match in _WORD.finditer(text):
-        word = match.group(0)
-        body = word[1:] if _SENTENCE_END.search(text[: match.start()]) or not text[: match.start()].strip() else word
+        gap = text[end : match.start()].rstrip()
+        if gap:
+            before = gap[-1]
+        word, end = match.group(0), match.end()
+        body = word[1:] if before in _SENTENCE_ENDS else word
         if any(ch.isdigit() for ch in word) or any(ch.isupper() for ch in body):
             kept.append(word)
+        before = word[-1]
     return terms(" ".join(kept))
 
 
