@@ -117,12 +117,18 @@ def _chunk_catalog_index(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_chunk_catalog ON chunk (document_id, id, fingerprint)"))
 
 
+def _document_ingest_version(conn: Connection) -> None:
+    # Nullable: documents stored before it count as read by an older version (ingest.version).
+    conn.execute(text("ALTER TABLE document ADD COLUMN ingest_version INTEGER"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "change log document index", _chunk_embedding_lookup),
     Migration(3, "document context and chunk fingerprints", _document_context_and_chunk_fingerprints),
     Migration(4, "audit trail", _audit_trail),
     Migration(5, "chunk catalog covering index", _chunk_catalog_index),
+    Migration(6, "document ingest version", _document_ingest_version),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

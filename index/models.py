@@ -54,6 +54,9 @@ class Document(SQLModel, table=True):
     chunk_count: int = 0
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
     embedding_fingerprint: str | None = Field(default=None, max_length=80)
+    # The ingest version that read the file (ingest.version); NULL: stored before versions, so
+    # the next ingest of the unchanged file reads it again.
+    ingest_version: int | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 

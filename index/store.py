@@ -65,6 +65,7 @@ class DocumentWrite:
     embeddings: np.ndarray  # float32 (len(chunks), dim)
     embedding_fingerprint: str
     context: str = ""  # the document's context line (ingest.doc_context)
+    ingest_version: int | None = None  # what read the file (ingest.version); None: not the ingest
 
 
 @dataclass
@@ -244,7 +245,7 @@ class Store:
                 "mime_type": write.mime_type, "metadata": dict(write.metadata), "groups": sorted(set(write.groups)),
                 "status": DocumentStatus.indexed, "failure_reason": None, "failure_detail": None, "size_bytes": write.size_bytes,
                 "chunk_count": len(write.chunks), "text": write.text, "embedding_fingerprint": write.embedding_fingerprint,
-                "created_at": now, "updated_at": now}
+                "ingest_version": write.ingest_version, "created_at": now, "updated_at": now}
 
     @staticmethod
     def _delete_chunks_core(connection, document_id: int, now: datetime) -> None:
@@ -278,6 +279,7 @@ class Store:
         doc.failure_detail = None
         doc.chunk_count = len(write.chunks)
         doc.embedding_fingerprint = write.embedding_fingerprint
+        doc.ingest_version = write.ingest_version
         doc.updated_at = now
         session.flush()
         rows = [
@@ -311,7 +313,7 @@ class Store:
 
     def put_failed_document(
         self, collection: str, source: str, *, sha256: str | None, size_bytes: int, reason: str, detail: str,
-        groups: Sequence[str] = (), metadata: dict | None = None,
+        groups: Sequence[str] = (), metadata: dict | None = None, ingest_version: int | None = None,
     ) -> tuple[int, str]:
         """Record a file that could not be ingested. A previously indexed version is withdrawn:
         the source changed, so its old text no longer reflects it."""
@@ -333,6 +335,7 @@ class Store:
             doc.context = None  # derived again when the file next parses
             doc.failure_reason = reason
             doc.failure_detail = detail[:2000]
+            doc.ingest_version = ingest_version
             doc.chunk_count = 0
             doc.text = ""
             doc.groups = sorted(set(groups))

@@ -110,8 +110,12 @@ def chunk_document(
 
     sizes = _measure(text, units, tokens, max_tokens)
     builder = _Builder(text, max_tokens, overlap)
-    open_headings: list[tuple[int, str]] = []
+    open_headings: list[_OpenHeading] = []
+    section_path: tuple[str, ...] | None = None  # the path to go back to after a titled table
     for k, unit in enumerate(units):
+        if section_path is not None:
+            builder.close()
+            builder.path, section_path = section_path, None
         is_heading = unit.kind in _HEADINGS
         if is_heading:
             path = _enter_heading(open_headings, unit, text)
@@ -120,6 +124,11 @@ def chunk_document(
             else:
                 builder.close()
             builder.path = path
+        elif unit.kind is ElementKind.table and not (k and units[k - 1].kind in _HEADINGS):
+            table_path = _titled_table_path(open_headings, unit, text)
+            if table_path is not None:
+                builder.close()
+                builder.path, section_path = table_path, builder.path
         join_tokens, join_clean = (sizes.gap_tokens[k - 1], sizes.gap_clean[k - 1]) if k else (0, True)
         if sizes.unit_tokens[k] <= max_tokens:
             builder.add_whole(unit, sizes.unit_tokens[k], join_tokens, join_clean, is_heading)
@@ -178,7 +187,14 @@ def _measure(text: str, units: list[_Unit], tokens: TokenCounter, max_tokens: in
     return _Sizes(unit_tokens, gap_tokens, [_is_clean_gap(gap) for gap in gaps], long_spans)
 
 
-def _enter_heading(open_headings: list[tuple[int, str]], unit: _Unit, text: str) -> tuple[str, ...]:
+@dataclass(frozen=True, slots=True)
+class _OpenHeading:
+    level: int
+    title: str
+    page: int | None
+
+
+def _enter_heading(open_headings: list[_OpenHeading], unit: _Unit, text: str) -> tuple[str, ...]:
     """Close the sections the heading ends, open its own, and return the new heading path.
 
     The title is a level-0 heading: it closes everything and is never part of a path.
@@ -187,10 +203,39 @@ def _enter_heading(open_headings: list[tuple[int, str]], unit: _Unit, text: str)
         open_headings.clear()
     else:
         level = max(1, unit.level)
-        while open_headings and open_headings[-1][0] >= level:
+        while open_headings and open_headings[-1].level >= level:
             open_headings.pop()
-        open_headings.append((level, " ".join(text[unit.start : unit.end].split())))
-    return tuple(title for _, title in open_headings)
+        open_headings.append(_OpenHeading(level, " ".join(text[unit.start : unit.end].split()), unit.page))
+    return tuple(heading.title for heading in open_headings)
+
+
+# A caption line that names a table ("CONSOLIDATED BALANCE SHEETS", a sheet's name): short, and
+# neither a lead-in sentence ("Cash flows were as follows:") nor a unit note ("(In millions)").
+_TITLE_MAX_WORDS = 12
+
+
+def _titled_table_path(open_headings: list[_OpenHeading], unit: _Unit, text: str) -> tuple[str, ...] | None:
+    """The heading path of a table's own chunks when it is not the open section's, else None.
+
+    A table whose head starts with a title line ("CONSOLIDATED BALANCE SHEETS"; not a lead-in
+    such as "Cash flows were as follows:", nor a unit line such as "(In millions)") on a later
+    page than the innermost open heading is not in that heading's section: PDF headings are
+    flat, so without this a filing's balance sheet sat under the income statement's heading
+    from the pages before. Its chunks drop that heading (the title is in their text, or in
+    their context when the table is split); the text after the table keeps it, as before.
+    Caption lines are the table's leading lines without a cell separator (``ingest.tables``).
+    A table right after a heading is that heading's, and never gets here.
+    """
+    if not open_headings or open_headings[-1].page is None or unit.page is None or open_headings[-1].page >= unit.page:
+        return None
+    lines = text[unit.start : unit.end].split("\n", unit.head_lines)
+    for line in lines[: min(unit.head_lines, len(lines) - 1)]:  # a head over at least one row
+        line = " ".join(line.split())
+        if "|" in line:
+            return None
+        if line and not line.startswith("(") and not line.endswith((":", ".")) and len(line.split()) <= _TITLE_MAX_WORDS:
+            return tuple(heading.title for heading in open_headings[:-1])
+    return None
 
 
 def _normalize(doc: ParsedDocument) -> list[_Unit]:

@@ -38,6 +38,7 @@ from ingest.embedder import Embedder
 from ingest.safe_open import OpenPolicy, hash_checked, symlink_digest
 from ingest.source_names import source_name, storable
 from ingest.tokens import TokenCounter
+from ingest.version import INGEST_VERSION, is_current
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +354,7 @@ class IngestRunner:
                 self._record(summary, FileResult(source, "failed", FailureReason.corrupt.value, detail=f"unreadable: {exc}"), bar)
                 continue
             existing = self.store.find_document(collection, source)
-            if existing is not None and existing.sha256 == digest and (
+            if existing is not None and existing.sha256 == digest and is_current(existing.ingest_version) and (
                 existing.status == DocumentStatus.failed
                 # A NULL context: indexed before documents had one; derive it and re-embed.
                 or (existing.embedding_fingerprint == self.embedder.fingerprint and existing.context is not None)
@@ -504,7 +505,7 @@ class IngestRunner:
                         collection=collection, source=item.source, sha256=item.sha256, title=item.described.title or Path(item.source).name,
                         mime_type=item.parsed.mime_type, text=item.parsed.text, size_bytes=item.size, groups=groups,
                         metadata={**item.parsed.metadata, **metadata}, chunks=chunks, embeddings=np.asarray(doc_vectors, dtype=np.float32),
-                        embedding_fingerprint=self.embedder.fingerprint, context=item.described.context,
+                        embedding_fingerprint=self.embedder.fingerprint, context=item.described.context, ingest_version=INGEST_VERSION,
                     )
                 )
                 written += n
@@ -518,12 +519,12 @@ class IngestRunner:
     def _fail(self, summary: JobSummary, collection: str, source: str, digest: str | None, size: int, failure: ParseFailure, groups, metadata, bar) -> None:
         existing = self.store.find_document(collection, source) if digest is not None else None
         if existing is not None and existing.status == DocumentStatus.failed and existing.sha256 == digest \
-                and existing.failure_reason == failure.reason.value:
+                and existing.failure_reason == failure.reason.value and is_current(existing.ingest_version):
             doc_id = existing.id  # failed the same way last time: nothing new to record
         else:
             doc_id, _ = self.store.put_failed_document(
                 collection, source, sha256=digest, size_bytes=size, reason=failure.reason.value, detail=storable(failure.detail),
-                groups=groups, metadata=metadata,
+                groups=groups, metadata=metadata, ingest_version=INGEST_VERSION,
             )
         self._record(summary, FileResult(source, "failed", failure.reason.value, detail=failure.detail, document_id=doc_id), bar)
 

@@ -219,6 +219,10 @@ class DocumentOut(Struct, kw_only=True):
     groups: list[str]
     metadata: dict[str, Any]
     sha256: str | None
+    context: Annotated[str | None, Meta(description="What the document is (whose, which form, which period); "
+                                                     "it heads every chunk's indexed text.")] = None
+    ingest_version: Annotated[int | None, Meta(description="The ingest version that read the file; an older one is "
+                                                            "read again on the next ingest of the unchanged file.")] = None
     created_at: datetime
     updated_at: datetime
 
@@ -260,7 +264,7 @@ def document_out(doc, collections: dict[int, str]) -> DocumentOut:
         id=doc.id, collection=collections.get(doc.collection_id, ""), source=doc.source, title=doc.title, mime_type=doc.mime_type,
         status=doc.status, failure_reason=doc.failure_reason, failure_detail=doc.failure_detail, size_bytes=doc.size_bytes,
         chunk_count=doc.chunk_count, groups=list(doc.groups or []), metadata=dict(doc.doc_metadata or {}), sha256=doc.sha256,
-        created_at=doc.created_at, updated_at=doc.updated_at,
+        context=doc.context, ingest_version=doc.ingest_version, created_at=doc.created_at, updated_at=doc.updated_at,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import string
 from bisect import bisect_right
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -61,8 +62,8 @@ def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     return start + lead, start + lead + len(body.strip())
 
 
-def expected_path(doc: ParsedDocument, position: int) -> tuple[str, ...]:
-    stack: list[tuple[int, str]] = []
+def open_headings(doc: ParsedDocument, position: int) -> list[tuple[int, str, int | None]]:
+    stack: list[tuple[int, str, int | None]] = []
     for element in doc.elements:
         span = trimmed(doc.text, element.start, element.end)
         if element.kind not in HEADINGS or span is None or span[0] > position:
@@ -73,8 +74,28 @@ def expected_path(doc: ParsedDocument, position: int) -> tuple[str, ...]:
         level = max(1, element.level)
         while stack and stack[-1][0] >= level:
             stack.pop()
-        stack.append((level, " ".join(doc.text[span[0] : span[1]].split())))
-    return tuple(title for _, title in stack)
+        stack.append((level, " ".join(doc.text[span[0] : span[1]].split()), element.page))
+    return stack
+
+
+def expected_path(doc: ParsedDocument, position: int) -> tuple[str, ...]:
+    return tuple(title for _, title, _ in open_headings(doc, position))
+
+
+def expected_table_path(doc: ParsedDocument, table: Element, start: int, end: int, after_heading: bool) -> tuple[str, ...] | None:
+    """A table whose head starts with a title line, on a later page than the innermost open
+    heading and not right after a heading, is out of that heading's section."""
+    stack = open_headings(doc, start)
+    if after_heading or not stack or None in (stack[-1][2], table.page) or stack[-1][2] >= table.page:
+        return None
+    lines = doc.text[start:end].split("\n")
+    for line in lines[: min(table.head_lines, len(lines) - 1)]:
+        line = " ".join(line.split())
+        if "|" in line:
+            return None
+        if line and line[0] != "(" and line[-1] not in ":." and len(line.split()) <= 12:
+            return tuple(title for _, title, _ in stack[:-1])
+    return None
 
 
 def check_invariants(doc: ParsedDocument, chunks: list[ChunkSpan], counter: TokenCounter, max_tokens: int, min_tokens: int = 0) -> None:
@@ -108,6 +129,7 @@ def check_invariants(doc: ParsedDocument, chunks: list[ChunkSpan], counter: Toke
         reach = max(reach, chunk.end)
 
     # (4) no chunk reaches into a following section
+    previous = {id(el): before.kind for (before, _), (el, _) in zip(spans, spans[1:])}
     heading_starts = sorted(s for element, (s, _) in spans if element.kind in HEADINGS)
     # unless the section before the heading is shorter than min_tokens: then the chunk keeps
     # the headings its sections share
@@ -119,9 +141,15 @@ def check_invariants(doc: ParsedDocument, chunks: list[ChunkSpan], counter: Toke
             shared = expected_path(doc, heading)
             path = path[: next((i for i, (a, b) in enumerate(zip(path, shared)) if a != b), min(len(path), len(shared)))]
 
-        # (5) headings in effect; plus pages, kind and context
-        assert chunk.heading_path == path
+        # (5) headings in effect (a titled table's own chunks: its title); plus pages, kind and context
         touched = [(el, s, e) for el, (s, e) in spans if s < chunk.end and chunk.start < e]
+        titled = [expected_table_path(doc, el, s, e, after_heading=previous.get(id(el)) in HEADINGS)
+                  for el, s, e in touched if el.kind is ElementKind.table]
+        titled = [table_path for table_path in titled if table_path is not None]
+        if titled:
+            assert len(titled) == 1, "a titled table shares its chunks with no other table"
+            path = titled[0]
+        assert chunk.heading_path == path
         assert chunk.pages == tuple(sorted({el.page for el, _, _ in touched if el.page is not None}))
         assert chunk.kind == ("table" if any(el.kind is ElementKind.table for el, _, _ in touched) else "text")
         if chunk.context:
@@ -283,6 +311,52 @@ def test_table_that_fits_stays_whole_in_a_chunk_of_its_own():
     assert chunk_texts(doc, chunks)[-1] == table
     assert (chunks[-1].kind, chunks[-1].context, chunks[-1].heading_path) == ("table", "", ("Figures",))
     assert [c.kind for c in chunks[:-1]] == ["text"]
+
+
+def test_titled_table_on_a_later_page_is_not_under_the_heading_before_it():
+    """Regression: a filing's balance sheet, titled on its own page, sat under the income
+    statement's heading from two pages before, and so did every piece of it."""
+    income = "| 2021 | 2020\nNet sales | 2021: 192 | 2020: 163"
+    balance = "ACME CORPORATION\nCONSOLIDATED BALANCE SHEETS\n(amounts in millions)\n| 2021 | 2020\n" + "\n".join(
+        f"Asset {i} | 2021: {i * 7} | 2020: {i * 5}" for i in range(40)
+    )
+    doc = build_doc([
+        (ElementKind.heading, 1, 36, "CONSOLIDATED STATEMENTS OF INCOME", ""),
+        (ElementKind.table, 0, 36, income, "\n\n"),
+        (ElementKind.text, 0, 36, "The accompanying notes are an integral part of these statements.", "\n\n"),
+        (ElementKind.table, 0, 38, balance, "\n\n"),
+        (ElementKind.text, 0, 38, "The accompanying notes are an integral part of these statements.", "\n\n"),
+    ])
+    doc.elements[3] = replace(doc.elements[3], head_lines=4)
+    chunks = chunk_document(doc, REGEX, max_tokens=64)
+    check_invariants(doc, chunks, REGEX, 64)
+    balance_sheet = [c for c in chunks if 38 in c.pages and c.kind == "table"]
+    assert len(balance_sheet) > 1 and {c.heading_path for c in balance_sheet} == {()}  # split, no piece under "INCOME"
+    assert all("CONSOLIDATED BALANCE SHEETS" in c.context for c in balance_sheet[1:])  # its title goes with every piece
+    assert chunks[0].heading_path == ("CONSOLIDATED STATEMENTS OF INCOME",)
+    assert chunks[-1].heading_path == ("CONSOLIDATED STATEMENTS OF INCOME",)  # the text after it: as before
+
+
+def test_table_lead_in_sentence_or_same_page_title_keeps_the_section():
+    lead_in = "Cash flows were as follows ($ in millions):\n| 2023 | 2022\nOperating | 2023: 1,824 | 2022: 3,252"
+    doc = build_doc([
+        (ElementKind.heading, 1, 29, "Liquidity and Capital Resources", ""),
+        (ElementKind.text, 0, 30, "We closely manage our liquidity.", "\n\n"),
+        (ElementKind.table, 0, 30, lead_in, "\n\n"),
+    ])
+    doc.elements[2] = replace(doc.elements[2], head_lines=2)
+    chunks = chunk_document(doc, REGEX, max_tokens=64)
+    assert {c.heading_path for c in chunks} == {("Liquidity and Capital Resources",)}
+
+    titled = "Contractual Obligations\n| Total\nLeases | Total: 12"
+    for heading_page, between in ((30, "We closely manage our liquidity."), (29, "")):  # same page; right after it
+        parts = [(ElementKind.heading, 1, heading_page, "Liquidity and Capital Resources", "")]
+        parts += [(ElementKind.text, 0, heading_page, between, "\n\n")] if between else []
+        doc = build_doc([*parts, (ElementKind.table, 0, 30, titled, "\n\n")])
+        doc.elements[-1] = replace(doc.elements[-1], head_lines=2)
+        chunks = chunk_document(doc, REGEX, max_tokens=64)
+        check_invariants(doc, chunks, REGEX, 64)
+        assert {c.heading_path for c in chunks} == {("Liquidity and Capital Resources",)}
 
 
 def test_table_packs_with_prose_when_both_fit():

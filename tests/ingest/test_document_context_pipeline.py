@@ -97,3 +97,33 @@ def test_documents_ingested_before_contexts_are_derived_on_the_next_ingest(gw, t
     assert again["updated"] == 2 and again["unchanged"] == 0
     assert all(d.context for d in gw.store.list_documents())
     assert gw.ingest([folder], progress=False).to_json()["unchanged"] == 2
+
+
+def test_documents_read_by_an_older_ingest_version_are_read_again(gw, tmp_path, monkeypatch):
+    """After an upgrade that changes how files are read, unchanged files are read again (once),
+    and a file that failed is tried again: its digest alone no longer says it is up to date."""
+    import ingest.pipeline
+    from ingest.version import INGEST_VERSION
+
+    folder = _write_reports(tmp_path / "docs")
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    first = gw.ingest([folder], progress=False).to_json()
+    assert (first["added"], first["failed"]) == (2, 1)
+    assert {d.ingest_version for d in gw.store.list_documents()} == {INGEST_VERSION}
+    assert gw.ingest([folder], progress=False).to_json()["unchanged"] == 2
+
+    monkeypatch.setattr(ingest.pipeline, "INGEST_VERSION", INGEST_VERSION + 1)
+    monkeypatch.setattr(ingest.pipeline, "is_current", lambda version: (version or 0) >= INGEST_VERSION + 1)
+    again = gw.ingest([folder], progress=False).to_json()
+    assert (again["updated"], again["unchanged"], again["failed"]) == (2, 0, 1)
+    assert {d.ingest_version for d in gw.store.list_documents()} == {INGEST_VERSION + 1}
+    assert gw.ingest([folder], progress=False).to_json()["unchanged"] == 2
+
+
+def test_documents_stored_before_ingest_versions_are_read_again(gw, tmp_path):
+    folder = _write_reports(tmp_path / "docs")
+    gw.ingest([folder], progress=False)
+    with gw.engine.begin() as conn:  # as migration 6 leaves an older database
+        conn.execute(text("UPDATE document SET ingest_version = NULL"))
+    assert gw.ingest([folder], progress=False).to_json()["updated"] == 2
+    assert gw.ingest([folder], progress=False).to_json()["unchanged"] == 2
