@@ -16,6 +16,8 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from ingest.version import INGEST_VERSION
+
 
 # --- helpers ---------------------------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ def test_upload_list_patch_delete(fresh):
 
         shown = client.get(f"/v1/documents/{document_id}").json()
         assert shown["groups"] == ["eng", "ops"] and shown["metadata"]["owner"] == "facilities" and shown["collection"] == "facilities"
+        assert shown["ingest_version"] == INGEST_VERSION and shown["context"]  # what read it, and what it is
         hits = client.post("/v1/search", json={"query": "parking garage opens"}).json()["results"]
         assert hits[0]["document_id"] == document_id
 
