@@ -39,8 +39,9 @@ def corpus_index(tmp_path):
 
 
 def test_exact_filter_and_over_fetch_shortcut_agree(corpus_index, monkeypatch):
-    """The shortcut (filter a deeper unfiltered ranking) and the exact term-set filter are two
-    routes to one answer; force each in turn and compare."""
+    """The shortcuts (filter a deeper unfiltered ranking; look once more as deep as the first
+    look's share of allowed hits says) and the exact term-set filter are routes to one answer;
+    force each in turn and compare."""
     rng = random.Random(11)
     cases = [
         (query, frozenset(rng.sample(range(40), rng.choice([1, 3, 20, 39]))), k)
@@ -50,10 +51,13 @@ def test_exact_filter_and_over_fetch_shortcut_agree(corpus_index, monkeypatch):
     ]
     shortcut = [corpus_index.search(q, k, allowed_document_ids=allowed) for q, allowed, k in cases]
     monkeypatch.setattr(keyword_tantivy, "_FILTER_OVERFETCH", 0)
-    monkeypatch.setattr(keyword_tantivy, "_FILTER_MIN_DEPTH", 1)
+    monkeypatch.setattr(keyword_tantivy, "_FILTER_MIN_DEPTH", 4)  # a shallow first look: the second decides
+    second_look = [corpus_index.search(q, k, allowed_document_ids=allowed) for q, allowed, k in cases]
+    monkeypatch.setattr(keyword_tantivy, "_FILTER_MAX_DEPTH", 0)
     exact = [corpus_index.search(q, k, allowed_document_ids=allowed) for q, allowed, k in cases]
-    for (query, allowed, k), fast, slow in zip(cases, shortcut, exact):
+    for (query, allowed, k), fast, deeper, slow in zip(cases, shortcut, second_look, exact):
         assert [s for _, s in fast] == pytest.approx([s for _, s in slow]), (query, sorted(allowed), k)
+        assert [s for _, s in deeper] == pytest.approx([s for _, s in slow]), (query, sorted(allowed), k)
 
 
 def test_a_search_only_instance_takes_no_writer_lock(tmp_path):
