@@ -14,11 +14,13 @@ SCIFACT = SHARED_DATA / "scifact-train"
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
+    cpu, flags = platform.processor() or "unknown CPU", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
@@ -30,21 +32,13 @@ def machine() -> str:
             gpu = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
     except Exception:
         pass
-    return f"{os.cpu_count()} cores, {cpu}{_vector_units()}, GPU: {gpu}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores, {cpu}{_vector_units(flags)}, GPU: {gpu}, Python {platform.python_version()}"
 
 
-def _vector_units() -> str:
+def _vector_units(flags: set[str]) -> str:
     """The CPU's widest vector and bf16 support: CPU embedding speed rests on them (OpenVINO runs
     the model in bf16 where the CPU has it: about 4x plain fp32 encode there, 1.2x on AVX2 alone),
     and machines called the same can differ."""
-    try:
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        return ""
     widest = next((name for name in ("avx512f", "avx2", "avx") if name in flags), "")
     if not widest:
         return ""

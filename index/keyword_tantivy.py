@@ -468,8 +468,9 @@ class TantivyKeywordIndex:
         # k allowed hits should need, when that is within reach.
         wanted = int(_FILTER_DEPTH_MARGIN * k * len(hits) / len(kept)) if kept else _FILTER_MAX_DEPTH + 1
         if wanted <= _FILTER_MAX_DEPTH:
-            hits, kept = self._allowed_hits(searcher, text_query, max(wanted, 2 * depth), allowed)
-            if len(kept) >= k or len(hits) < max(wanted, 2 * depth):
+            depth = max(wanted, 2 * depth)
+            hits, kept = self._allowed_hits(searcher, text_query, depth, allowed)
+            if len(kept) >= k or len(hits) < depth:
                 return self._ranked(searcher, kept, k)
         # Zero-scored so the filter restricts without shifting BM25 scores, and a Must
         # clause so tantivy applies it while collecting the top k, not afterwards.
