@@ -251,7 +251,10 @@ class Product:
                             response = http.get(f"/v1/chunks/{chunk_id}")
                             response.raise_for_status()
                             pages_of[chunk_id] = response.json()["pages"]
-                        passages.append(Passage(Path(result["source"]).stem, pages_of[chunk_id], result["text"], result["score"], chunk_id))
+                        # The passage as served: the table window around the chunk when it has one.
+                        window = result.get("window")
+                        pages, text = (window["pages"], window["text"]) if window else (pages_of[chunk_id], result["text"])
+                        passages.append(Passage(Path(result["source"]).stem, pages, text, result["score"], chunk_id))
                     answered = _post(http, "/v1/answer", {"query": question.question})
                     outcomes.append(Outcome(passages, answered["answer"], found.get("provenance", {})))
             return outcomes

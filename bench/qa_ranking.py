@@ -147,7 +147,10 @@ def run(args) -> dict:
                         answer = None
                         if args.answers:  # the answer route's own search (its k), then the generator
                             answer = gw.pipeline.answer(Query(question.question, everyone, rerank=False))[0].text
-                        outcomes.append(qa.Outcome([qa.Passage(Path(h.source).stem, h.pages, h.text, h.score, h.chunk_id)
+                        # The passage as served: a table window when the hit has one (checkouts before
+                        # windows have only the chunk).
+                        outcomes.append(qa.Outcome([qa.Passage(Path(h.source).stem, getattr(h, "passage_pages", h.pages),
+                                                               getattr(h, "passage", h.text), h.score, h.chunk_id)
                                                     for h in found.hits], answer))
                 finally:
                     for key, value in saved.items():

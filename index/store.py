@@ -88,6 +88,7 @@ class ChunkRecord:
     groups: list[str] = field(default_factory=list)
     embedding: np.ndarray | None = None  # only when asked for: retrieval's near-duplicate check
     document_context: str | None = None  # the document's context line (``context`` is the chunk's own)
+    kind: str = "text"  # "table" when the chunk holds (a piece of) a table
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -502,10 +503,21 @@ class Store:
                 out[r[0]] = ChunkRecord(
                     id=r[0], document_id=r[1], ordinal=r[2], text=r[3], context=r[4], pages=_json_list(r[5]),
                     heading_path=_json_list(r[6]), start=r[7], end=r[8], source=r[9], title=r[10], mime_type=r[11],
-                    collection=r[12], groups=_json_list(r[13]), document_context=r[14],
-                    embedding=np.frombuffer(r[15], dtype=np.float32) if with_embeddings and r[15] is not None else None,
+                    collection=r[12], groups=_json_list(r[13]), document_context=r[14], kind=r[15],
+                    embedding=np.frombuffer(r[16], dtype=np.float32) if with_embeddings and r[16] is not None else None,
                 )
         return out
+
+    def chunk_neighbours(self, document_id: int, first: int, last: int) -> list[tuple[int, int, str, str, str, list[int]]]:
+        """(id, ordinal, kind, context, text, pages) of a document's chunks with ordinals in
+        ``[first, last]``, in order: what a table window reads around a hit."""
+        statement = (
+            select(Chunk.id, Chunk.ordinal, Chunk.kind, Chunk.context, Chunk.text, Chunk.pages)
+            .where(Chunk.document_id == document_id, Chunk.ordinal >= first, Chunk.ordinal <= last)
+            .order_by(Chunk.ordinal)
+        )
+        with self.engine.connect() as connection:
+            return [(r[0], r[1], r[2], r[3], r[4], _json_list(r[5])) for r in connection.execute(statement)]
 
     def _chunk_rows(self, ids: list[int], with_embeddings: bool) -> list:
         """The rows of ``chunk_records`` for up to 900 ids. On SQLite the pre-rendered SQL goes
@@ -641,7 +653,7 @@ def _chunk_records_statement(with_embeddings: bool):
     columns = [
         Chunk.id, Chunk.document_id, Chunk.ordinal, Chunk.text, Chunk.context, type_coerce(Chunk.pages, Text),
         type_coerce(Chunk.heading_path, Text), Chunk.start, Chunk.end, Document.source, Document.title, Document.mime_type,
-        Collection.name, type_coerce(Document.groups, Text), Document.context,
+        Collection.name, type_coerce(Document.groups, Text), Document.context, Chunk.kind,
     ]
     if with_embeddings:
         columns.append(Chunk.embedding)

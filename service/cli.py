@@ -307,6 +307,8 @@ def _hit_json(hit) -> dict:
         "chunk_id": hit.chunk_id, "document_id": hit.document_id, "source": hit.source, "title": hit.title,
         "document_context": hit.document_context, "text": hit.text,
         "score": hit.score, "page": hit.page, "section": hit.section, "collection": hit.collection,
+        "window": {"text": hit.passage, "chunk_ids": [part.chunk_id for part in hit.window], "pages": hit.passage_pages}
+        if hit.window else None,
     }
 
 

@@ -119,6 +119,12 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     collapse: Annotated[bool, Meta(description="One result per document.")] = False
 
 
+class WindowOut(Struct, kw_only=True):
+    text: Annotated[str, Meta(description="The chunks' texts in document order, joined by a blank line.")]
+    chunk_ids: list[int]
+    pages: list[int]
+
+
 class SearchResult(Struct, kw_only=True):
     chunk_id: int
     document_id: int
@@ -129,6 +135,10 @@ class SearchResult(Struct, kw_only=True):
     page: int | None
     section: str | None
     collection: str
+    window: Annotated[WindowOut | None, Meta(description=(
+        "When the chunk is one piece of a table split across chunks: the pieces around it, the chunk "
+        "included, up to table_window_chars. This is the passage the generator reads; citations name "
+        "the piece they quote."))] = None
 
 
 class SearchResponse(Struct, kw_only=True):
@@ -172,6 +182,8 @@ def result_out(hit: Hit) -> SearchResult:
     return SearchResult(
         chunk_id=hit.chunk_id, document_id=hit.document_id, source=hit.source, title=hit.title, text=hit.text,
         score=float(hit.score), page=hit.page, section=hit.section, collection=hit.collection,
+        window=WindowOut(text=hit.passage, chunk_ids=[part.chunk_id for part in hit.window], pages=hit.passage_pages)
+        if hit.window else None,
     )
 
 

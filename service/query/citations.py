@@ -1,7 +1,8 @@
 """Checkable citations: sentence spans, quote location, support scores and ``[n]`` markers.
 
 Everything here is pure and deterministic, so a citation can be re-checked by anyone holding
-the chunk text: ``hit.text[citation.start:citation.end] == citation.quote``. Both generators
+the cited chunk's text: ``chunk.text[citation.start:citation.end] == citation.quote``, also when
+the passage was a table window of several chunks. Both generators
 use the same pieces, which keeps their citations comparable: the extractive one scores
 sentences against the question, the LLM one scores them against the answer sentence that
 carries a marker.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from service.query.prompts import REFUSAL
 from service.query.types import Citation, Hit
+from service.query.windows import part_at
 
 # --------------------------------------------------------------------------------------------
 # Terms
@@ -353,9 +355,9 @@ class ContextSentences:
 
     def __post_init__(self) -> None:
         self.sentences = [
-            ContextSentence(number, start, end, frozenset(content_terms(hit.text[start:end])), hit.text[start:end])
-            for number, hit in enumerate(self.passages)
-            for start, end in sentence_spans(hit.text)
+            ContextSentence(number, start, end, frozenset(content_terms(text[start:end])), text[start:end])
+            for number, text in enumerate(hit.passage for hit in self.passages)
+            for start, end in sentence_spans(text)
         ]
         self.idf, self.unseen_idf = idf_weights(s.terms for s in self.sentences)
         # What a sentence's place says about it: the document (title, and the context line that
@@ -522,9 +524,17 @@ class Grounding:
 
 
 def citation_for(hit: Hit, marker: int, start: int, end: int, support: float) -> Citation:
+    """The citation of ``hit.passage[start:end]``: in a table window, of the chunk (part) that
+    holds it, with offsets in that chunk's text, so ``chunk.text[start:end] == quote`` holds."""
+    chunk_id, page, text = hit.chunk_id, hit.page, hit.text
+    if hit.window:
+        part = part_at(hit.window, start)
+        chunk_id, text = part.chunk_id, part.text
+        page = part.pages[0] if part.pages else None
+        start, end = max(0, start - part.start), max(0, min(end, part.end) - part.start)
     return Citation(
-        marker=marker, chunk_id=hit.chunk_id, document_id=hit.document_id, source=hit.source,
-        title=hit.title, page=hit.page, quote=hit.text[start:end], start=start, end=end,
+        marker=marker, chunk_id=chunk_id, document_id=hit.document_id, source=hit.source,
+        title=hit.title, page=page, quote=text[start:end], start=start, end=end,
         support=round(float(support), 4),
     )
 
@@ -543,7 +553,7 @@ def ground_answer(text: str, passages: Sequence[Hit], refusal: str = REFUSAL) ->
                 continue
             sentence, support = context.best_in_passage(number - 1, claim)
             hit = passages[number - 1]
-            start, end = (sentence.start, sentence.end) if sentence else (0, len(hit.text))
+            start, end = (sentence.start, sentence.end) if sentence else (0, len(hit.passage))
             if support <= 0:
                 notes.append(f"marker [{number}] has no supporting sentence in its source")
             key = (number, start, end)

@@ -132,7 +132,7 @@ def addressed_spans(text: str) -> list[tuple[int, int]]:
 
 def flagged_sources(passages: Sequence[Hit]) -> list[int]:
     """1-based numbers of the passages holding at least one such sentence."""
-    return [number for number, hit in enumerate(passages, start=1) if addressed_spans(hit.text)]
+    return [number for number, hit in enumerate(passages, start=1) if addressed_spans(hit.passage)]
 
 
 def source_note(numbers: Sequence[int]) -> str:

@@ -142,7 +142,9 @@ class QueryPipeline:
         # for them when near-duplicates or hidden chunks drop some.
         usable = max(query.k, settings.rerank_candidates) if use_rerank else query.k
         spread = settings.max_hits_per_document if query.max_per_document is None else query.max_per_document
-        need = None if (query.collapse or spread > 0) else usable
+        windows = settings.table_window_chars > 0
+        # Windows drop the hits they hold, so they need the spare hits behind the first k too.
+        need = None if (query.collapse or spread > 0 or windows) else usable
         ranked = retriever.fuse(query.mode, dense, lexical, depth=usable * 2 + 10, text=query.text, allowed=allowed)
         t = watch.lap("fusion", t)
 
@@ -158,6 +160,9 @@ class QueryPipeline:
             hits = collapse_documents(hits)
         elif spread > 0:
             hits = spread_per_document(hits, lambda hit: hit.document_id, spread)
+        if windows:
+            hits = retriever.with_table_windows(hits, query.k)
+            watch.lap("windows", t)
         return SearchOutcome(hits[: query.k], watch.timings, reranked, notes)
 
     def _keyword(self, query: Query, allowed, notes: list[str], on_fallback: OnFallback | None) -> list[tuple[int, float]]:

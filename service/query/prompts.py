@@ -68,7 +68,7 @@ def render_source(number: int, hit: Hit) -> str:
     location = _attribute(source_location(hit))
     return (
         f'<{SOURCE_TAG} id="{number}" title="{title}" location="{location}">\n'
-        f"{neutralize(hit.text)}\n"
+        f"{neutralize(hit.passage)}\n"
         f"</{SOURCE_TAG}>"
     )
 

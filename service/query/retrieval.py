@@ -20,11 +20,16 @@ from index.store import ChunkRecord, Store
 from service.query.fusion import Fused, reciprocal_rank_fusion, weighted_score_fusion
 from service.query.ranking import DocumentAwareness, adjustments, rescore
 from service.query.types import Hit, Mode, Principal, SearchFilters
+from service.query.windows import Neighbour, table_window
 
 # (chunk id, fused score, (dense rank, keyword rank), (dense score, keyword score)); plain
 # tuples, because building a few dozen objects per search showed in its CPU time.
 Ranked = tuple[int, float, tuple[int | None, int | None], tuple[float | None, float | None]]
 Candidates = list[tuple[int, float]]
+# A table window reads the chunks within this many ordinals of its hit: table pieces are
+# rarely under a few hundred characters, so a window of table_window_chars never needs more.
+_WINDOW_MIN_PIECE_CHARS = 250
+_WINDOW_MAX_REACH = 24
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,28 @@ class Retriever:
                 break
         return kept
 
+    def with_table_windows(self, hits: list[Hit], k: int) -> list[Hit]:
+        """The first ``k`` hits, each piece of a split table given its window; a hit already
+        inside an earlier hit's window is dropped (its text is there), freeing its place."""
+        max_chars = self.settings.table_window_chars
+        reach = max(1, min(_WINDOW_MAX_REACH, max_chars // _WINDOW_MIN_PIECE_CHARS))
+        kept: list[Hit] = []
+        shown: set[int] = set()
+        for hit in hits:
+            if len(kept) >= k:
+                break
+            if hit.chunk_id in shown:
+                continue
+            if hit.kind == "table" and hit.ordinal is not None:
+                rows = self.store.chunk_neighbours(hit.document_id, hit.ordinal - reach, hit.ordinal + reach)
+                parts = table_window([Neighbour(r[0], r[1], r[2], r[3], r[4], tuple(r[5])) for r in rows], hit.chunk_id, max_chars)
+                if parts:
+                    hit.window = tuple(parts)
+                    shown.update(part.chunk_id for part in parts)
+            shown.add(hit.chunk_id)
+            kept.append(hit)
+        return kept
+
     def dedupe(self, hits: list[Hit], records: dict[int, ChunkRecord], need: int | None = None) -> list[Hit]:
         """Collapse near-duplicate chunks, in rank order, stopping once ``need`` are kept.
 
@@ -184,5 +211,5 @@ def _hit(record: ChunkRecord, score: float, ranks, scores) -> Hit:
         chunk_id=record.id, document_id=record.document_id, score=float(score), text=record.text, source=record.source,
         title=record.title, pages=record.pages, heading_path=record.heading_path, collection=record.collection,
         mime_type=record.mime_type, dense_rank=ranks[0], keyword_rank=ranks[1], dense_score=scores[0], keyword_score=scores[1],
-        document_context=record.document_context,
+        document_context=record.document_context, ordinal=record.ordinal, kind=record.kind,
     )

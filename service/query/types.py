@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from service.query.windows import WindowPart, window_text
+
 Mode = Literal["hybrid", "dense", "keyword"]
 
 
@@ -76,10 +78,25 @@ class Hit:
     keyword_score: float | None = None
     rerank_score: float | None = None
     document_context: str | None = None  # what the document is: whose, which form, period or version
+    ordinal: int | None = None  # the chunk's place in its document
+    kind: str = "text"  # "table": the chunk holds a table or a piece of one
+    # The split table around this chunk, when the chunk is one of its pieces (service.query.windows).
+    window: tuple[WindowPart, ...] = ()
 
     @property
     def page(self) -> int | None:
         return self.pages[0] if self.pages else None
+
+    @property
+    def passage(self) -> str:
+        """What a reader and the generator get: the window's text, else the chunk's."""
+        return window_text(self.window) if self.window else self.text
+
+    @property
+    def passage_pages(self) -> list[int]:
+        if not self.window:
+            return self.pages
+        return sorted({page for part in self.window for page in part.pages})
 
     @property
     def section(self) -> str | None:

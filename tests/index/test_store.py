@@ -156,3 +156,19 @@ def test_migration_3_keeps_earlier_documents_with_a_null_context(schema_2_engine
     assert (record.text, record.document_context) == ("kept", None)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT fingerprint FROM chunk")).scalar() is None
+
+
+def test_chunk_neighbours_and_kind_read_a_documents_chunks_in_order(store):
+    """What a table window reads around a hit (service/query/windows.py), on both databases."""
+    texts = ["intro", "head | 2023", "row a | 2023: 1", "row b | 2023: 2", "outro"]
+    kinds = ["text", "table", "table", "table", "text"]
+    write = _write("t.txt", texts)
+    write.chunks = [NewChunk(i, t, 2, 0, len(t), [i + 1], [], kinds[i], "head" if i in (2, 3) else "")
+                    for i, t in enumerate(texts)]
+    document_id, _ = store.put_document(write)
+    rows = store.chunk_neighbours(document_id, 1, 3)
+    assert [(r[1], r[2], r[3], r[4], r[5]) for r in rows] == [
+        (1, "table", "", "head | 2023", [2]), (2, "table", "head", "row a | 2023: 1", [3]), (3, "table", "head", "row b | 2023: 2", [4])]
+    assert store.chunk_neighbours(document_id, -5, 0)[0][1] == 0 and store.chunk_neighbours(document_id + 99, 0, 9) == []
+    records = store.chunk_records([r[0] for r in rows])
+    assert [records[r[0]].kind for r in rows] == ["table"] * 3

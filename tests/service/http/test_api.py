@@ -737,3 +737,34 @@ def test_a_configured_reranker_that_fails_to_load_degrades_health(fresh, tmp_pat
         health = anonymous.get("/v1/health").json()
     assert health["status"] == "degraded" and health["reranker"].startswith("unavailable: ")
     assert any("reranker" in problem for problem in health["problems"])
+
+
+def test_a_split_table_is_served_as_a_window_over_http(fresh):
+    """A hit on one piece of a long table carries the pieces around it (``window``); every
+    window chunk is a real chunk, and the answer's citations quote the piece they name."""
+    server = fresh(chunk_max_tokens=96, chunk_prefix_tokens=16, chunk_min_tokens=0, table_window_chars=1500)
+    rows = "".join(f"<tr><td>Line item {name}</td><td>{1000 + 37 * n:,}</td><td>{900 + 41 * n:,}</td></tr>"
+                   for n, name in enumerate(["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+                                             "india", "juliett", "kilo", "lima", "mike", "november", "oscar", "papa"]))
+    html = (f"<html><body><h1>Annual report</h1><table><tr><th>(In millions)</th><th>2023</th><th>2022</th></tr>{rows}"
+            "</table><p>The notes are part of these statements.</p></body></html>")
+    path = server.root / "statement.html"
+    path.write_text(html)
+    result = server.groundwork.ingest([path], progress=False).files[0]
+    assert result.status == "added", result
+    server.groundwork.refresh_indexes()
+    with server.client(server.keys["admin_all"]) as client:
+        found = client.post("/v1/search", json={"query": "Line item kilo 2023", "k": 5}).json()["results"]
+        windowed = [r for r in found if r["window"]]
+        assert windowed, found
+        window = windowed[0]["window"]
+        assert windowed[0]["chunk_id"] in window["chunk_ids"] and len(window["chunk_ids"]) >= 2
+        assert len(window["text"]) <= 1500
+        texts = [client.get(f"/v1/chunks/{cid}").json()["text"] for cid in window["chunk_ids"]]
+        assert window["text"] == "\n\n".join(texts)
+        held = set(window["chunk_ids"]) - {windowed[0]["chunk_id"]}
+        assert not held & {r["chunk_id"] for r in found}
+        answer = client.post("/v1/answer", json={"query": "What was line item kilo in 2023?"}).json()
+        for citation in answer["citations"]:
+            chunk = client.get(f"/v1/chunks/{citation['chunk_id']}").json()
+            assert chunk["text"][citation["start"]:citation["end"]] == citation["quote"]
