@@ -34,7 +34,7 @@ from service.query.generation.base import (
 )
 from service.query.ranking import spread_per_document
 from service.query.rerank.base import Reranker
-from service.query.retrieval import Retriever, collapse_documents
+from service.query.retrieval import Retriever, collapse_documents, merge_candidates
 from service.query.types import Answer, Hit, Query, SearchOutcome
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,14 @@ class QueryPipeline:
         windows = settings.table_window_chars > 0
         # Windows drop the hits they hold, so they need the spare hits behind the first k too.
         need = None if (query.collapse or spread > 0 or windows) else usable
-        ranked = retriever.fuse(query.mode, dense, lexical, depth=usable * 2 + 10, text=query.text, allowed=allowed)
+        named = None
+        if query.mode == "hybrid" and settings.named_document_candidates > 0:
+            named = retriever.named_documents(query.text, allowed)
+            if named:
+                dense_named, lexical_named = retriever.within_named(vector, query.text, named)
+                dense, lexical = merge_candidates(dense, dense_named), merge_candidates(lexical, lexical_named)
+            t = watch.lap("named_documents", t)
+        ranked = retriever.fuse(query.mode, dense, lexical, depth=usable * 2 + 10, text=query.text, allowed=allowed, named=named)
         t = watch.lap("fusion", t)
 
         hits = retriever.fetch_visible(ranked, query.principal, need)

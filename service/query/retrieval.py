@@ -56,23 +56,52 @@ class Retriever:
         documents, chunks = self.catalog.allowed(principal.groups, principal.all_access, principal.can_see, filters)
         return Allowed(documents, chunks)
 
-    def dense(self, vector: np.ndarray, k: int, allowed: Allowed) -> Candidates:
+    def dense(self, vector: np.ndarray, k: int, allowed: Allowed, *, limit: int | None = None) -> Candidates:
         # Never fetch fewer candidates than the caller asked for results.
-        limit = max(self.settings.dense_candidates, k)
+        limit = max(self.settings.dense_candidates if limit is None else limit, k)
         scores, ids = self.indexes.vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), limit, allowed_ids=allowed.chunks)
         return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i >= 0]  # tolist: Python ints and floats at C speed
 
-    def keyword(self, text: str, k: int, allowed: Allowed) -> Candidates:
+    def keyword(self, text: str, k: int, allowed: Allowed, *, limit: int | None = None) -> Candidates:
         # The catalog's array itself: the same object for a caller until the catalog changes,
         # so the engine can reuse what it derived from it.
-        return self.indexes.keyword.search(text, max(self.settings.keyword_candidates, k), allowed_document_ids=allowed.documents)
+        limit = max(self.settings.keyword_candidates if limit is None else limit, k)
+        return self.indexes.keyword.search(text, limit, allowed_document_ids=allowed.documents)
+
+    def named_documents(self, text: str, allowed: Allowed | None) -> dict[int, float]:
+        """Documents the question names, with their scores in (0, 1] (``index.document_index``),
+        among those the caller may see; empty when the document boost is off or none is named."""
+        awareness = self.awareness
+        if awareness.document_weight <= 0 or not text:
+            return {}
+        visible = allowed.documents if allowed is not None else None
+        return self.catalog.document_index.scores(text, floor=awareness.document_floor, allowed=visible,
+                                                  max_documents=awareness.document_max_named,
+                                                  names_only=awareness.document_names_only)
+
+    def within_named(self, vector: np.ndarray | None, text: str, named: dict[int, float]) -> tuple[Candidates, Candidates]:
+        """Dense and keyword candidates from inside the named documents only.
+
+        In a corpus of long filings the passage a question needs often ranks below the
+        corpus-wide candidate cut (``dense_candidates``), behind similar passages of other
+        filings, so the document boost never sees it. Searching the named documents on their
+        own, as a per-document index would, brings their best passages into fusion. The named
+        documents are already limited to what the caller may see."""
+        limit = self.settings.named_document_candidates
+        if limit <= 0 or not named:
+            return [], []
+        documents = np.asarray(sorted(named), dtype=np.int64)
+        scoped = Allowed(documents, self.catalog.chunk_ids(documents))
+        dense = self.dense(vector, limit, scoped, limit=limit) if vector is not None else []
+        return dense, self.keyword(text, limit, scoped, limit=limit)
 
     def fuse(self, mode: Mode, dense: Candidates, lexical: Candidates, depth: int, *, text: str = "",
-             allowed: Allowed | None = None) -> list[Ranked]:
+             allowed: Allowed | None = None, named: dict[int, float] | None = None) -> list[Ranked]:
         """The head (``depth``) of one ranked list: both lists fused, or the one the mode uses.
 
         Hybrid fusion is document-aware when the settings ask for it (``service.query.ranking``):
-        ``text`` is the question, ``allowed`` what the caller may see.
+        ``text`` is the question, ``allowed`` what the caller may see, ``named`` the documents
+        it names when the caller has them already (``named_documents``).
         """
         settings = self.settings
         if mode == "hybrid":
@@ -85,7 +114,7 @@ class Retriever:
             else:
                 fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights, limit=limit)
             if awareness.active and fused:
-                fused = self.document_aware(text, fused, awareness, allowed, depth)
+                fused = self.document_aware(text, fused, awareness, allowed, depth, named)
             return [(f.id, f.score, f.ranks, f.scores) for f in fused]
         if mode == "dense":
             return [(cid, s, (r, None), (s, None)) for r, (cid, s) in enumerate(dense[:depth], 1)]
@@ -99,17 +128,12 @@ class Retriever:
                                  settings.document_boost_max_documents, settings.document_boost_names_only)
 
     def document_aware(self, text: str, fused: list[Fused], awareness: DocumentAwareness, allowed: Allowed | None,
-                       depth: int) -> list[Fused]:
+                       depth: int, named: dict[int, float] | None = None) -> list[Fused]:
         """Fused candidates with their document's boost added and boilerplate demoted, cut to
         ``depth``. Document scores are normalised among the documents the caller may see, so
         they say nothing about the others."""
         documents, shared = self.catalog.chunk_facts([f.id for f in fused])
-        scores: dict[int, float] = {}
-        if awareness.document_weight > 0 and text:
-            visible = allowed.documents if allowed is not None else None
-            scores = self.catalog.document_index.scores(text, floor=awareness.document_floor, allowed=visible,
-                                                        max_documents=awareness.document_max_named,
-                                                        names_only=awareness.document_names_only)
+        scores = named if named is not None else self.named_documents(text, allowed)
         return rescore(fused, adjustments(documents, shared, scores, awareness), limit=depth)
 
     def fetch_visible(self, ranked: list[Ranked], principal: Principal, need: int | None) -> list[Hit]:
@@ -192,6 +216,18 @@ class Retriever:
             if need is not None and len(kept) >= need:
                 break
         return kept
+
+
+def merge_candidates(first: Candidates, second: Candidates) -> Candidates:
+    """One candidate list from two searches of the same index (scores on one scale): each
+    chunk once, with its better score, best first."""
+    if not second:
+        return first
+    best = dict(first)
+    for chunk_id, score in second:
+        if score > best.get(chunk_id, float("-inf")):
+            best[chunk_id] = score
+    return sorted(best.items(), key=lambda item: (-item[1], item[0]))
 
 
 def collapse_documents(hits: list[Hit]) -> list[Hit]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from service.engine import Groundwork
-from service.query.types import Principal, Query
+from service.query.types import Principal, Query, SearchFilters
 
 EVERYONE = Principal(id="t", all_access=True)
 FOOTER = "Follow us on social media for our latest results and news: LinkedIn, Instagram, YouTube."
@@ -109,3 +109,45 @@ def test_spread_gives_other_documents_a_place(settings, hash_embedder, tmp_path)
         assert [h.chunk_id for h in spread[:2]] == [h.chunk_id for h in crowded[:2]]
     finally:
         app.close()
+
+
+def test_a_named_documents_passage_below_the_corpus_wide_cut_still_competes(settings, hash_embedder, tmp_path):
+    """The named report's revenue line shares no word with the question but the company's name,
+    so with the corpus-wide candidate lists cut short it is beyond both cuts, behind the
+    report's other sections; the search inside the named documents makes it a candidate."""
+    files = {f"company-{n:02d}.md": f"# Company {n:02d} quarterly report\n\nTotal net sales were {n},000 million.\n"
+             for n in range(6)}
+    sections = "".join(f"## Region {n}\n\nZenith total store count in region {n} grew to {40 + n} stores.\n\n" for n in range(8))
+    files["zenith-2023-q2.md"] = f"# Zenith Stores quarterly report\n\n{sections}## Revenue\n\nMerchandise revenue: 2,222 million.\n"
+    app = _app(settings, hash_embedder, document_boost_weight=1.0, dense_candidates=4, keyword_candidates=4)
+    try:
+        app.ingest([_write(tmp_path / "docs", files)], progress=False)
+        question = "What were Zenith's total net sales?"
+        retriever = app.pipeline.retriever
+        revenue = next(h.chunk_id for h in _search(app, "merchandise revenue", 3) if "2,222" in h.text)
+        allowed = retriever.allowed(EVERYONE, None)
+        vector = app.embedder.embed_queries([question])[0]
+        corpus_wide = retriever.dense(vector, 3, allowed) + retriever.keyword(question, 3, allowed)
+        assert revenue not in {chunk for chunk, _ in corpus_wide}
+        named = retriever.named_documents(question, allowed)
+        assert len(named) == 1
+        dense, keyword = retriever.within_named(vector, question, named)
+        assert revenue in {chunk for chunk, _ in dense} and revenue in {chunk for chunk, _ in keyword}
+        app.settings.named_document_candidates = 0
+        assert retriever.within_named(vector, question, named) == ([], [])
+        assert "named_documents" not in app.pipeline.search(Query(question, EVERYONE, k=3)).timings_ms
+        app.settings.named_document_candidates = 50
+        assert "named_documents" in app.pipeline.search(Query(question, EVERYONE, k=3)).timings_ms
+        # Only documents the caller may see are named: a filter leaving the report out names none.
+        others = SearchFilters(document_ids=tuple(sorted({h.document_id for h in _search(app, "quarterly report", 20)} - set(named))))
+        assert retriever.named_documents(question, retriever.allowed(EVERYONE, others)) == {}
+    finally:
+        app.close()
+
+
+def test_merged_candidate_lists_keep_each_chunk_once_with_its_better_score():
+    from service.query.retrieval import merge_candidates
+
+    assert merge_candidates([(1, 0.9), (2, 0.5)], [(2, 0.7), (3, 0.4)]) == [(1, 0.9), (2, 0.7), (3, 0.4)]
+    assert merge_candidates([(1, 0.9)], []) == [(1, 0.9)]
+    assert merge_candidates([], [(4, 0.1), (5, 0.3)]) == [(5, 0.3), (4, 0.1)]
