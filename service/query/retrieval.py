@@ -86,11 +86,17 @@ class Retriever:
         corpus-wide candidate cut (``dense_candidates``), behind similar passages of other
         filings, so the document boost never sees it. Searching the named documents on their
         own, as a per-document index would, brings their best passages into fusion. The named
-        documents are already limited to what the caller may see."""
+        documents are already limited to what the caller may see; those shorter than
+        ``named_document_min_chunks`` are left out."""
         limit = self.settings.named_document_candidates
         if limit <= 0 or not named:
             return [], []
-        documents = np.asarray(sorted(named), dtype=np.int64)
+        # A short named document whose passages all missed the corpus-wide cut does not say
+        # what the question asks; only long ones bury passages behind their own.
+        sizes, shortest = self.catalog.doc_chunks, self.settings.named_document_min_chunks
+        documents = np.asarray(sorted(d for d in named if len(sizes.get(d, ())) >= shortest), dtype=np.int64)
+        if not len(documents):
+            return [], []
         scoped = Allowed(documents, self.catalog.chunk_ids(documents))
         dense = self.dense(vector, limit, scoped, limit=limit) if vector is not None else []
         return dense, self.keyword(text, limit, scoped, limit=limit)

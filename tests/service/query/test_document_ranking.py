@@ -119,7 +119,8 @@ def test_a_named_documents_passage_below_the_corpus_wide_cut_still_competes(sett
              for n in range(6)}
     sections = "".join(f"## Region {n}\n\nZenith total store count in region {n} grew to {40 + n} stores.\n\n" for n in range(8))
     files["zenith-2023-q2.md"] = f"# Zenith Stores quarterly report\n\n{sections}## Revenue\n\nMerchandise revenue: 2,222 million.\n"
-    app = _app(settings, hash_embedder, document_boost_weight=1.0, dense_candidates=4, keyword_candidates=4)
+    app = _app(settings, hash_embedder, document_boost_weight=1.0, dense_candidates=4, keyword_candidates=4,
+               named_document_min_chunks=0)
     try:
         app.ingest([_write(tmp_path / "docs", files)], progress=False)
         question = "What were Zenith's total net sales?"
@@ -133,6 +134,10 @@ def test_a_named_documents_passage_below_the_corpus_wide_cut_still_competes(sett
         assert len(named) == 1
         dense, keyword = retriever.within_named(vector, question, named)
         assert revenue in {chunk for chunk, _ in dense} and revenue in {chunk for chunk, _ in keyword}
+        # A named document shorter than named_document_min_chunks is not searched on its own.
+        app.settings.named_document_min_chunks = len(app.pipeline.retriever.catalog.doc_chunks[next(iter(named))]) + 1
+        assert retriever.within_named(vector, question, named) == ([], [])
+        app.settings.named_document_min_chunks = 0
         app.settings.named_document_candidates = 0
         assert retriever.within_named(vector, question, named) == ([], [])
         assert "named_documents" not in app.pipeline.search(Query(question, EVERYONE, k=3)).timings_ms
