@@ -17,8 +17,14 @@ from index.catalog import Catalog
 from index.indexset import IndexSet
 from index.settings import Settings
 from index.store import ChunkRecord, Store
-from service.query.fusion import Fused, reciprocal_rank_fusion, weighted_score_fusion
-from service.query.ranking import DocumentAwareness, adjustments, rescore
+from service.query.fusion import (
+    fused_arrays,
+    reciprocal_contributions,
+    reciprocal_rank_fusion,
+    weighted_contributions,
+    weighted_score_fusion,
+)
+from service.query.ranking import DocumentAwareness, adjustments
 from service.query.types import Hit, Mode, Principal, SearchFilters
 from service.query.windows import Neighbour, table_window
 
@@ -113,14 +119,19 @@ class Retriever:
         if mode == "hybrid":
             weights = (settings.fusion_dense_weight, settings.fusion_keyword_weight)
             awareness = self.awareness
-            # Adjustments can lift a candidate from below the cut, so they see every candidate.
-            limit = None if awareness.active else depth
-            if settings.fusion == "weighted":
-                fused = weighted_score_fusion([dense, lexical], weights=weights, limit=limit)
+            if awareness.active:
+                # Adjustments can lift a candidate from below the cut, so they see every
+                # candidate: as arrays, since with named-document candidates there are thousands.
+                votes = (weighted_contributions(weights) if settings.fusion == "weighted"
+                         else reciprocal_contributions(weights, settings.rrf_k))
+                arrays = fused_arrays([dense, lexical], votes)
+                documents, shared = self.catalog.chunk_facts(arrays.ids)
+                scores = named if named is not None else self.named_documents(text, allowed)
+                fused = arrays.head(adjustments(documents, shared, scores, awareness), depth)
+            elif settings.fusion == "weighted":
+                fused = weighted_score_fusion([dense, lexical], weights=weights, limit=depth)
             else:
-                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights, limit=limit)
-            if awareness.active and fused:
-                fused = self.document_aware(text, fused, awareness, allowed, depth, named)
+                fused = reciprocal_rank_fusion([dense, lexical], k=settings.rrf_k, weights=weights, limit=depth)
             return [(f.id, f.score, f.ranks, f.scores) for f in fused]
         if mode == "dense":
             return [(cid, s, (r, None), (s, None)) for r, (cid, s) in enumerate(dense[:depth], 1)]
@@ -132,15 +143,6 @@ class Retriever:
         return DocumentAwareness(settings.document_boost_weight, settings.document_boost_floor,
                                  settings.boilerplate_min_documents, settings.boilerplate_penalty,
                                  settings.document_boost_max_documents, settings.document_boost_names_only)
-
-    def document_aware(self, text: str, fused: list[Fused], awareness: DocumentAwareness, allowed: Allowed | None,
-                       depth: int, named: dict[int, float] | None = None) -> list[Fused]:
-        """Fused candidates with their document's boost added and boilerplate demoted, cut to
-        ``depth``. Document scores are normalised among the documents the caller may see, so
-        they say nothing about the others."""
-        documents, shared = self.catalog.chunk_facts([f.id for f in fused])
-        scores = named if named is not None else self.named_documents(text, allowed)
-        return rescore(fused, adjustments(documents, shared, scores, awareness), limit=depth)
 
     def fetch_visible(self, ranked: list[Ranked], principal: Principal, need: int | None) -> list[Hit]:
         """Hits for the head of ``ranked``: fetched from the database, checked against the
@@ -226,14 +228,16 @@ class Retriever:
 
 def merge_candidates(first: Candidates, second: Candidates) -> Candidates:
     """One candidate list from two searches of the same index (scores on one scale): each
-    chunk once, with its better score, best first."""
+    chunk once, with its better score, best first (ties by id)."""
     if not second:
         return first
-    best = dict(first)
-    for chunk_id, score in second:
-        if score > best.get(chunk_id, float("-inf")):
-            best[chunk_id] = score
-    return sorted(best.items(), key=lambda item: (-item[1], item[0]))
+    pairs = first + second
+    ids = np.fromiter((item for item, _ in pairs), dtype=np.int64, count=len(pairs))
+    scores = np.fromiter((float(score) for _, score in pairs), dtype=np.float64, count=len(pairs))
+    order = np.lexsort((ids, -scores))
+    _, keep = np.unique(ids[order], return_index=True)  # the first, i.e. best, of each chunk
+    best = order[np.sort(keep)]
+    return list(zip(ids[best].tolist(), scores[best].tolist()))
 
 
 def collapse_documents(hits: list[Hit]) -> list[Hit]:

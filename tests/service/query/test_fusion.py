@@ -69,3 +69,30 @@ def test_a_list_votes_once_per_item_at_its_first_rank():
     assert [(f.id, f.score, f.ranks, f.scores) for f in fused] == [(2, 1.5, (2, 1), (2.0, 5.0)), (1, 1.0, (1, None), (3.0, None))]
     fused = reciprocal_rank_fusion([[(1, 3.0), (1, 1.0), (2, 0.5)]], k=10)
     assert [(f.id, f.score, f.ranks) for f in fused] == [(1, 1 / 11, (1,)), (2, 1 / 13, (3,))]
+
+
+_LISTS = st.lists(st.tuples(st.integers(0, 40), st.floats(-5, 5, allow_nan=False, width=32)), max_size=30)
+
+
+@given(_LISTS, _LISTS, st.lists(st.floats(-1, 1, allow_nan=False, width=32), min_size=41, max_size=41),
+       st.sampled_from([None, 0, 3, 10]), st.booleans())
+def test_the_array_fusion_matches_fusion_then_rescore_exactly(a, b, extra_by_id, limit, weighted):
+    """Document-aware ranking fuses as arrays (service/query/retrieval.py); the result must be
+    what fusing every candidate and re-scoring them (ranking.rescore) gives, bit for bit."""
+    import numpy as np
+
+    from service.query.fusion import fused_arrays, reciprocal_contributions, weighted_contributions
+    from service.query.ranking import rescore
+
+    a = sorted(a, key=lambda item: -item[1])
+    b = sorted(b, key=lambda item: -item[1])
+    weights = (0.7, 1.3)
+    if weighted:
+        reference = weighted_score_fusion([a, b], weights=weights)
+        arrays = fused_arrays([a, b], weighted_contributions(weights))
+    else:
+        reference = reciprocal_rank_fusion([a, b], k=60, weights=weights)
+        arrays = fused_arrays([a, b], reciprocal_contributions(weights, 60))
+    extra_for = lambda ids: np.asarray([extra_by_id[int(i)] for i in ids], dtype=np.float64)  # noqa: E731
+    expected = rescore(reference, extra_for([f.id for f in reference]), limit=limit)
+    assert arrays.head(extra_for(arrays.ids), limit) == expected
