@@ -39,6 +39,7 @@ from service.query.types import Answer, Hit, Query, SearchOutcome
 
 log = logging.getLogger(__name__)
 
+_KEYWORD_UNAVAILABLE = "the keyword index is unavailable"
 OnFallback = Callable[[str], None]  # receives the stage that fell back: "keyword", "rerank" or "generate"
 
 
@@ -149,7 +150,13 @@ class QueryPipeline:
         if query.mode == "hybrid" and settings.named_document_candidates > 0:
             named = retriever.named_documents(query.text, allowed)
             if named:
-                dense_named, lexical_named = retriever.within_named(vector, query.text, named)
+                # A keyword index that could not serve this search is not asked again.
+                keyword_ok = not any(note.startswith(_KEYWORD_UNAVAILABLE) for note in notes)
+                try:
+                    dense_named, lexical_named = retriever.within_named(vector, query.text, named, keyword=keyword_ok)
+                except IndexProblem as exc:  # failed since the corpus-wide search: keep its dense half
+                    log.warning("keyword index unavailable inside named documents (%s)", exc)
+                    dense_named, lexical_named = retriever.within_named(vector, query.text, named, keyword=False)
                 dense, lexical = merge_candidates(dense, dense_named), merge_candidates(lexical, lexical_named)
             t = watch.lap("named_documents", t)
         ranked = retriever.fuse(query.mode, dense, lexical, depth=usable * 2 + 10, text=query.text, allowed=allowed, named=named)
@@ -185,7 +192,7 @@ class QueryPipeline:
                     raise IndexCorrupt(f"the keyword index is being rebuilt: {exc}", code="index_unavailable", transient=True) from exc
                 raise
             log.warning("keyword index unavailable (%s); serving dense results only", exc)
-            notes.append(f"the keyword index is unavailable ({exc.code}); results are from dense retrieval only")
+            notes.append(f"{_KEYWORD_UNAVAILABLE} ({exc.code}); results are from dense retrieval only")
             if on_fallback is not None:
                 on_fallback("keyword")
             return []

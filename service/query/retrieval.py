@@ -85,7 +85,8 @@ class Retriever:
                                                   max_documents=awareness.document_max_named,
                                                   names_only=awareness.document_names_only)
 
-    def within_named(self, vector: np.ndarray | None, text: str, named: dict[int, float]) -> tuple[Candidates, Candidates]:
+    def within_named(self, vector: np.ndarray | None, text: str, named: dict[int, float], *,
+                     keyword: bool = True) -> tuple[Candidates, Candidates]:
         """Dense and keyword candidates from inside the named documents only.
 
         In a corpus of long filings the passage a question needs often ranks below the
@@ -105,7 +106,7 @@ class Retriever:
             return [], []
         scoped = Allowed(documents, self.catalog.chunk_ids(documents))
         dense = self.dense(vector, limit, scoped, limit=limit) if vector is not None else []
-        return dense, self.keyword(text, limit, scoped, limit=limit)
+        return dense, (self.keyword(text, limit, scoped, limit=limit) if keyword else [])
 
     def fuse(self, mode: Mode, dense: Candidates, lexical: Candidates, depth: int, *, text: str = "",
              allowed: Allowed | None = None, named: dict[int, float] | None = None) -> list[Ranked]:

@@ -150,6 +150,28 @@ def test_a_named_documents_passage_below_the_corpus_wide_cut_still_competes(sett
         app.close()
 
 
+def test_a_keyword_index_that_cannot_serve_leaves_named_documents_their_dense_half(settings, hash_embedder, tmp_path, monkeypatch):
+    """Regression: the search inside named documents asked a fenced keyword index again and
+    failed the request; it must degrade like the corpus-wide search (dense only, one note)."""
+    from index.errors import IndexCorrupt
+
+    app = _app(settings, hash_embedder, document_boost_weight=1.0, named_document_min_chunks=0)
+    try:
+        app.ingest([_companies(tmp_path / "docs")], progress=False)
+        calls = []
+
+        def broken(*args, **kwargs):
+            calls.append(args)
+            raise IndexCorrupt("keyword engine failed")
+
+        monkeypatch.setattr(app.pipeline.retriever.indexes.keyword, "search", broken)
+        outcome = app.pipeline.search(Query("How much were Zenith's total net sales?", EVERYONE, k=3))
+        assert "2,222" in outcome.hits[0].text and len(calls) == 1
+        assert any("keyword index is unavailable" in note for note in outcome.notes)
+    finally:
+        app.close()
+
+
 def test_merged_candidate_lists_keep_each_chunk_once_with_its_better_score():
     from service.query.retrieval import merge_candidates
 
