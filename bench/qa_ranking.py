@@ -8,7 +8,9 @@ same metrics for many settings over one index: this ingests the question set's P
 ``--data-dir`` (idempotent: a second run reuses it), then runs every question once per variant,
 a variant being ``default`` or a JSON object of settings overrides applied to the running
 service, and prints bench/qa.py's metrics for each (evidence page hit@5, evidence figures in the
-top 5, same-document share). Reranking is off: the metrics are about first-stage retrieval.
+top 5, same-document share) and the in-process search time past the query embedding (p50/p95
+over the questions, from the search's own stage timings). Reranking is off: the metrics are
+about first-stage retrieval.
 
 Parsing the 41 filings is most of an ingest (hours on a busy 2-core machine), and a ranking change
 does not change it: ``--parse-cache`` keeps each file's parse, keyed by the file's sha256 and the
@@ -108,6 +110,11 @@ def _current(outcome):
     return outcome
 
 
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else float("nan")
+
+
 def run(args) -> dict:
     # The product's modules first: qa.py puts this checkout on the path when it loads.
     from index.settings import Settings
@@ -142,8 +149,12 @@ def run(args) -> dict:
                     for key, value in overrides.items():
                         setattr(gw.settings, key, value)
                     outcomes = []
+                    search_ms: list[float] = []
                     for question in questions:
                         found = gw.pipeline.search(Query(question.question, everyone, k=args.k, rerank=False))
+                        # Search time past the query embedding (the model's share is the same for every variant).
+                        timings = found.timings_ms
+                        search_ms.append(sum(timings.values()) - timings.get("embed_query", 0.0))
                         answer = None
                         if args.answers:  # the answer route's own search (its k), then the generator
                             answer = gw.pipeline.answer(Query(question.question, everyone, rerank=False))[0].text
@@ -166,7 +177,8 @@ def run(args) -> dict:
                 answered = (f"  answer figure {overall['answer_figure_hit'][0]:.3f}"
                             if args.answers and overall["answer_figure_hit"][0] is not None else "")
                 print(f"{variant:<72} page hit@{args.k} {overall['evidence_page_hit'][0]:.3f}  figures {overall['figure_recall'][0]:.3f}"
-                      f"  same document {overall['same_doc_share'][0]:.3f}{answered}", flush=True)
+                      f"  same document {overall['same_doc_share'][0]:.3f}{answered}"
+                      f"  search p50/p95 {_percentile(search_ms, 50):.1f}/{_percentile(search_ms, 95):.1f} ms", flush=True)
         return report
     finally:
         gw.close()
