@@ -78,6 +78,10 @@ _FILTER_MIN_DEPTH = 256
 # million chunks a filter keeping 10% cost 43 ms as a term set (bench/scale.py).
 _FILTER_MAX_DEPTH = 4096
 _FILTER_DEPTH_MARGIN = 1.5
+# A filter of at most this many documents (the few a question names, one user's uploads) costs
+# little as a term set, while an unfiltered look deep enough to hold k of their chunks would
+# cost more than the answer: it goes straight to the term-set filter.
+_FILTER_DIRECT_MAX_IDS = 64
 # Indexing memory budget shared by the writer's threads; tantivy flushes a segment when full.
 _WRITER_HEAP_BYTES = 64_000_000
 # tantivy rewrites this file under the same name at every commit; every other file it names
@@ -458,20 +462,22 @@ class TantivyKeywordIndex:
         A term-set filter costs time in proportion to the allowed set (tens of milliseconds
         for tens of thousands of ids), so first look a little deeper in the unfiltered
         ranking: when that already holds ``k`` allowed chunks, or every match, they are the
-        answer. Only a selective filter pays for the filter inside the search.
+        answer. Only a selective filter pays for the filter inside the search, and a filter
+        of a few documents goes to it directly.
         """
-        depth = max(k * _FILTER_OVERFETCH, _FILTER_MIN_DEPTH)
-        hits, kept = self._allowed_hits(searcher, text_query, depth, allowed)
-        if len(kept) >= k or len(hits) < depth:
-            return self._ranked(searcher, kept, k)
-        # The share kept so far estimates the filter's selectivity: look once more, as deep as
-        # k allowed hits should need, when that is within reach.
-        wanted = int(_FILTER_DEPTH_MARGIN * k * len(hits) / len(kept)) if kept else _FILTER_MAX_DEPTH + 1
-        if wanted <= _FILTER_MAX_DEPTH:
-            depth = max(wanted, 2 * depth)
+        if len(allowed) > _FILTER_DIRECT_MAX_IDS:
+            depth = max(k * _FILTER_OVERFETCH, _FILTER_MIN_DEPTH)
             hits, kept = self._allowed_hits(searcher, text_query, depth, allowed)
             if len(kept) >= k or len(hits) < depth:
                 return self._ranked(searcher, kept, k)
+            # The share kept so far estimates the filter's selectivity: look once more, as deep
+            # as k allowed hits should need, when that is within reach.
+            wanted = int(_FILTER_DEPTH_MARGIN * k * len(hits) / len(kept)) if kept else _FILTER_MAX_DEPTH + 1
+            if wanted <= _FILTER_MAX_DEPTH:
+                depth = max(wanted, 2 * depth)
+                hits, kept = self._allowed_hits(searcher, text_query, depth, allowed)
+                if len(kept) >= k or len(hits) < depth:
+                    return self._ranked(searcher, kept, k)
         # Zero-scored so the filter restricts without shifting BM25 scores, and a Must
         # clause so tantivy applies it while collecting the top k, not afterwards.
         acl = self._acl_query(allowed, source)

@@ -39,7 +39,7 @@ def corpus_index(tmp_path):
 
 
 def test_exact_filter_and_over_fetch_shortcut_agree(corpus_index, monkeypatch):
-    """The shortcuts (filter a deeper unfiltered ranking; look once more as deep as the first
+    """The routes (a small set straight to the term set; filter a deeper unfiltered ranking; look once more as deep as the first
     look's share of allowed hits says) and the exact term-set filter are routes to one answer;
     force each in turn and compare."""
     rng = random.Random(11)
@@ -49,13 +49,16 @@ def test_exact_filter_and_over_fetch_shortcut_agree(corpus_index, monkeypatch):
         for k in (1, 5, 50)
         for _ in range(3)
     ]
+    direct = [corpus_index.search(q, k, allowed_document_ids=allowed) for q, allowed, k in cases]  # small sets: term set
+    monkeypatch.setattr(keyword_tantivy, "_FILTER_DIRECT_MAX_IDS", 0)
     shortcut = [corpus_index.search(q, k, allowed_document_ids=allowed) for q, allowed, k in cases]
     monkeypatch.setattr(keyword_tantivy, "_FILTER_OVERFETCH", 0)
     monkeypatch.setattr(keyword_tantivy, "_FILTER_MIN_DEPTH", 4)  # a shallow first look: the second decides
     second_look = [corpus_index.search(q, k, allowed_document_ids=allowed) for q, allowed, k in cases]
     monkeypatch.setattr(keyword_tantivy, "_FILTER_MAX_DEPTH", 0)
     exact = [corpus_index.search(q, k, allowed_document_ids=allowed) for q, allowed, k in cases]
-    for (query, allowed, k), fast, deeper, slow in zip(cases, shortcut, second_look, exact):
+    for (query, allowed, k), small, fast, deeper, slow in zip(cases, direct, shortcut, second_look, exact):
+        assert [s for _, s in small] == pytest.approx([s for _, s in slow]), (query, sorted(allowed), k)
         assert [s for _, s in fast] == pytest.approx([s for _, s in slow]), (query, sorted(allowed), k)
         assert [s for _, s in deeper] == pytest.approx([s for _, s in slow]), (query, sorted(allowed), k)
 
