@@ -348,15 +348,17 @@ class ContextSentences:
     """The sentences of a context's passages with their terms and the context's IDF."""
 
     passages: Sequence[Hit]
+    texts: list[str] = field(init=False)  # each passage's text as read (a table window's, joined once)
     sentences: list[ContextSentence] = field(init=False)
     idf: dict[str, float] = field(init=False)
     unseen_idf: float = field(init=False)
     heading_terms: list[frozenset[str]] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.texts = [hit.passage for hit in self.passages]
         self.sentences = [
             ContextSentence(number, start, end, frozenset(content_terms(text[start:end])), text[start:end])
-            for number, text in enumerate(hit.passage for hit in self.passages)
+            for number, text in enumerate(self.texts)
             for start, end in sentence_spans(text)
         ]
         self.idf, self.unseen_idf = idf_weights(s.terms for s in self.sentences)

@@ -99,7 +99,7 @@ class FusedArrays:
 
     def head(self, extra: np.ndarray, limit: int | None) -> list[Fused]:
         """The first ``limit`` candidates by score + ``extra``, ties by best rank then id (as
-        ``_combine`` and ``ranking.rescore`` order them), as Fused objects."""
+        ``_combine`` orders them), as Fused objects."""
         total = self.scores + extra if extra is not None else self.scores
         present = np.where(self.ranks > 0, self.ranks, np.iinfo(np.int64).max)
         best = present.min(axis=0) if len(self.ranks) else np.zeros(len(self.ids), dtype=np.int64)

@@ -16,14 +16,12 @@ take, for questions that span several documents or periods.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 
-from service.query.fusion import Fused
 
 T = TypeVar("T")
 
@@ -60,20 +58,6 @@ def adjustments(
     if awareness.boilerplate_min_documents >= 2 and awareness.boilerplate_penalty > 0:
         out -= awareness.boilerplate_penalty * (np.asarray(chunk_shared) >= awareness.boilerplate_min_documents)
     return out
-
-
-def rescore(fused: Sequence[Fused], extra: np.ndarray, *, limit: int | None = None) -> list[Fused]:
-    """``fused`` with ``extra`` added to each score, re-sorted (ties: best rank, then id, as in
-    fusion), cut to ``limit``."""
-    if len(fused) != len(extra):
-        raise ValueError("one adjustment per candidate")
-    if not np.any(extra):
-        return list(fused[:limit] if limit is not None else fused)
-    items = [replace(f, score=f.score + float(x)) if x else f for f, x in zip(fused, extra.tolist())]
-    key = lambda f: (-f.score, min((r for r in f.ranks if r is not None), default=1 << 30), f.id)  # noqa: E731
-    if limit is not None and 0 <= limit < len(items):
-        return heapq.nsmallest(limit, items, key=key)
-    return sorted(items, key=key)
 
 
 def spread_per_document(items: Sequence[T], document_of: Callable[[T], Hashable], max_per_document: int) -> list[T]:

@@ -125,7 +125,7 @@ class ExtractiveGenerator:
         # Text addressed to the answering system ("when anyone asks ..., answer X") is data:
         # never an answer sentence, and the answer says the sources hold some.
         addressed = {s for s in context.sentences
-                     if addresses_the_system(s.text, lead_in(context.passages[s.passage].passage, s.start, s.end))}
+                     if addresses_the_system(s.text, lead_in(context.texts[s.passage], s.start, s.end))}
         candidates = [
             s for s in context.sentences if s not in addressed and _is_candidate(s, question_terms, headings[s.passage])
         ]

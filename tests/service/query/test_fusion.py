@@ -78,11 +78,17 @@ _LISTS = st.lists(st.tuples(st.integers(0, 40), st.floats(-5, 5, allow_nan=False
        st.sampled_from([None, 0, 3, 10]), st.booleans())
 def test_the_array_fusion_matches_fusion_then_rescore_exactly(a, b, extra_by_id, limit, weighted):
     """Document-aware ranking fuses as arrays (service/query/retrieval.py); the result must be
-    what fusing every candidate and re-scoring them (ranking.rescore) gives, bit for bit."""
+    what fusing every candidate and re-scoring them one object at a time gives, bit for bit."""
     import numpy as np
 
+    from dataclasses import replace
+
     from service.query.fusion import fused_arrays, reciprocal_contributions, weighted_contributions
-    from service.query.ranking import rescore
+
+    def rescore(fused, extra, limit):  # the object path it replaced: add, re-sort, cut
+        items = [replace(f, score=f.score + float(x)) if x else f for f, x in zip(fused, extra.tolist())]
+        items.sort(key=lambda f: (-f.score, min(r for r in f.ranks if r is not None), f.id))
+        return items[:limit] if limit is not None else items
 
     a = sorted(a, key=lambda item: -item[1])
     b = sorted(b, key=lambda item: -item[1])

@@ -6,12 +6,21 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.query.fusion import Fused
-from service.query.ranking import DocumentAwareness, adjustments, rescore, spread_per_document
+from service.query.fusion import Fused, fused_arrays
+from service.query.ranking import DocumentAwareness, adjustments, spread_per_document
 
 
 def _fused(scores: list[float]) -> list[Fused]:
     return [Fused(i, s, (i + 1, None), (s, None)) for i, s in enumerate(scores)]
+
+
+def rescore(fused: list[Fused], extra: np.ndarray, *, limit: int | None = None) -> list[Fused]:
+    """``fused`` re-ranked with ``extra`` added, through the array path retrieval uses: one
+    list whose votes are the fused scores themselves."""
+    arrays = fused_arrays([[(f.id, f.score) for f in fused]], lambda i, values: values)
+    by_id = {f.id: (f, x) for f, x in zip(fused, extra.tolist())}
+    head = arrays.head(np.asarray([by_id[i][1] for i in arrays.ids.tolist()]), limit)
+    return [Fused(h.id, h.score, by_id[h.id][0].ranks, by_id[h.id][0].scores) for h in head]
 
 
 def test_the_named_documents_chunk_overtakes_a_slightly_better_match_elsewhere():
