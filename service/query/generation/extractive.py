@@ -6,6 +6,10 @@ guards that: the IDF-weighted share of the question's content terms a sentence c
 term found only in the passage's headings counts half), scaled slightly by the passage's rank
 and, when an embedder is given, blended with the question-sentence cosine. A question whose
 terms the passages do not contain gets no sentence above the threshold and is refused.
+Only the sentences that ask count as the question (an app's trailing "Answer in USD
+millions." is about form); a table row the question names (label and period) moves ahead of
+prose that merely shares words, and a row answers a question about someone's figure only
+where its place names them.
 Sentences addressed to the answering system rather than to a reader (``query.injection``)
 are never candidates, and the answer's notes say which sources hold them.
 """
@@ -13,6 +17,7 @@ are never candidates, and the answer's notes say which sources hold them.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +30,7 @@ from service.query.citations import (
     citation_for,
     content_terms,
     display_text,
+    sentence_spans,
     strip_markers,
     words,
 )
@@ -44,6 +50,14 @@ MIN_SENTENCE_WORDS = 3
 FULL_SENTENCE_WORDS = 6  # shorter fragments (agenda items, list labels) score proportionally less
 CODE_SYMBOL_SHARE = 0.06  # commands and config lines are evidence, rarely an answer: score them half
 _CODE_SYMBOLS = frozenset("=/\\@$|<>{}_`~;")
+# A table row's cell separators and a currency sign before a figure are not code: counted as
+# code symbols, they halved the score of a short row such as "TOTAL ASSETS | 2021: $59,268".
+_TABLE_AND_CURRENCY = re.compile(r" \| |\$(?=[\d(])")
+NAMED_ROW_BOOST = 1.25  # a supported table row whose label the question names, in a period it names
+_TABLE_CELLS = " | "
+_YEAR = re.compile(r"(?:19|20)\d\d")
+_POSSESSIVE = re.compile(r"([^\W_][\w&.-]*)['\u2019]s\b")
+_LEAD_IN_MIN_WORDS = 3  # "Please answer the following question: what is ...?" asks after the colon
 
 
 @dataclass(frozen=True)
@@ -58,10 +72,55 @@ def _rank_factor(rank: int) -> float:
 
 def _shape_factor(text: str) -> float:
     factor = min(1.0, (len(words(text)) + 3) / (FULL_SENTENCE_WORDS + 3))
-    symbols = sum(char in _CODE_SYMBOLS for char in text)
+    symbols = sum(char in _CODE_SYMBOLS for char in _TABLE_AND_CURRENCY.sub(" ", text))
     if "```" in text or symbols > CODE_SYMBOL_SHARE * len(text):
         factor *= 0.5
     return factor
+
+
+def asked_part(question: str) -> str:
+    """The sentences of ``question`` that ask (end in "?"), each without a lead-in that ends in a
+    colon; the whole text when none asks.
+
+    Apps and analysts append instructions about the answer's form ("Answer in USD millions.",
+    "Give a response to the question by relying on the details shown in the cash flow
+    statement."). They say how to answer, not what; no passage sentence holds their words, so
+    counting them against every sentence refused answers the context held.
+    """
+    asked = []
+    for start, end in sentence_spans(question):
+        sentence = question[start:end]
+        if not sentence.rstrip().endswith("?"):
+            continue
+        _, colon, after = sentence.rpartition(": ")
+        if colon and len(words(after)) >= _LEAD_IN_MIN_WORDS:
+            sentence = after
+        asked.append(sentence)
+    return " ".join(asked) or question
+
+
+def names_row(question_terms: set[str], text: str) -> bool:
+    """Whether ``text`` is a table row ("label | header: value | ...") whose label the question
+    names in full and, when the question names years, with a value under one of them.
+
+    "Total assets | August 29, 2021: $59,268" is the answer to "Costco's total assets at the
+    end of FY2021", yet a note sentence that mentions assets and "the consolidated balance
+    sheets" shares more of the question's words (the question names the statement too).
+    """
+    label, separator, cells = text.partition(_TABLE_CELLS)
+    label_terms = set(content_terms(label))
+    if not separator or not label_terms or not label_terms <= question_terms:
+        return False
+    years = {term for term in question_terms if _YEAR.fullmatch(term)}
+    if not years:
+        return True
+    headers = (cell.rpartition(":")[0] for cell in cells.split(_TABLE_CELLS))
+    return any(years & set(content_terms(header)) for header in headers)
+
+
+def owners(question: str) -> set[str]:
+    """The terms of the names a question asks about by possessive: "Zenith's total assets"."""
+    return {term for name in _POSSESSIVE.findall(question) for term in content_terms(name)}
 
 
 def _is_candidate(sentence: ContextSentence, question_terms: set[str], headings: set[str]) -> bool:
@@ -118,6 +177,7 @@ class ExtractiveGenerator:
     def score(self, question: str, passages: Sequence[Hit]) -> tuple[list[ScoredSentence], list[str]]:
         """Every sentence of the context with its support for the question, best first."""
         context = ContextSentences(passages[: self.context_chunks])
+        question = asked_part(question)
         question_terms = set(content_terms(question))
         headings = [
             {" ".join(words(h)) for h in [hit.title or "", *hit.heading_path] if h} for hit in context.passages
@@ -126,8 +186,16 @@ class ExtractiveGenerator:
         # never an answer sentence, and the answer says the sources hold some.
         addressed = {s for s in context.sentences
                      if addresses_the_system(s.text, lead_in(context.texts[s.passage], s.start, s.end))}
+        # A table row never names its company: when the question says whose figure it wants, a
+        # row answers only if its place (document context, title, headings) names that owner.
+        owned_by = owners(question)
+
+        def someone_elses_row(s: ContextSentence) -> bool:
+            return bool(owned_by) and _TABLE_CELLS in s.text and not owned_by <= s.terms | context.heading_terms[s.passage]
+
         candidates = [
-            s for s in context.sentences if s not in addressed and _is_candidate(s, question_terms, headings[s.passage])
+            s for s in context.sentences
+            if s not in addressed and _is_candidate(s, question_terms, headings[s.passage]) and not someone_elses_row(s)
         ]
         lexical = np.array([context.support(question_terms, s) for s in candidates], dtype=np.float64)
         notes: list[str] = []
@@ -144,11 +212,19 @@ class ExtractiveGenerator:
                 log.warning("embedding sentences failed, scoring lexically: %s", error)
                 notes.append(f"sentence embedding failed ({error}); sentences were scored lexically")
         scored = [
-            ScoredSentence(s, float(score) * _rank_factor(s.passage) * _shape_factor(s.text))
+            ScoredSentence(s, self._boost(float(score), question_terms, s.text)
+                           * _rank_factor(s.passage) * _shape_factor(s.text))
             for s, score in zip(candidates, scores)
         ]
         scored.sort(key=lambda item: (-item.score, item.sentence.passage, item.sentence.start))
         return scored, notes
+
+    def _boost(self, score: float, question_terms: set[str], text: str) -> float:
+        """A named row moves ahead of sentences that merely share words; it orders, and never
+        turns a refusal into an answer (only a row already supported enough is boosted)."""
+        if score >= self.min_support and names_row(question_terms, text):
+            return score * NAMED_ROW_BOOST
+        return score
 
     def select(self, scored: Sequence[ScoredSentence]) -> list[ScoredSentence]:
         if not scored:

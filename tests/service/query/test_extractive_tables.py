@@ -71,3 +71,57 @@ def test_the_document_context_counts_as_context_not_as_the_sentence_itself():
     """A question whose terms are only in the document's context line names no sentence."""
     answer = ExtractiveGenerator().answer("Zenith Stores 10-K?", _filing_hits("ZENITH STORES INC · Form 10-K"))
     assert not answer.grounded
+
+
+def test_a_row_of_another_company_does_not_answer_a_question_naming_its_owner():
+    answer = ExtractiveGenerator().answer(QUESTION, _filing_hits("ACME CORP · Form 10-K · fiscal year 2021"))
+    assert not answer.grounded
+
+
+def test_instructions_about_the_answer_form_do_not_count_against_the_evidence():
+    """An app's trailing instruction holds words no passage has; the row still answers."""
+    question = ("What were Zenith's total assets at the end of FY2021? Answer in USD millions. Give a response "
+                "by relying on the details shown in the balance sheet.")
+    answer = ExtractiveGenerator().answer(question, _filing_hits("ZENITH STORES INC · Form 10-K · fiscal year 2021"))
+    assert answer.grounded and answer.text.startswith("TOTAL ASSETS | August 29, 2021: $59,268")
+
+
+def test_the_row_the_question_names_comes_before_a_note_sharing_more_of_its_words():
+    note = ("At the end of fiscal 2021, deferred assets are included in other long-term assets in the "
+            "consolidated balance sheets.")
+    hits = _filing_hits("ZENITH STORES INC · Form 10-K · fiscal year 2021")
+    hits[1] = Hit(chunk_id=2, document_id=1, score=0.9, text=note, source="filing.pdf", title=None, pages=[2],
+                  heading_path=["Notes"], collection="default", document_context=hits[0].document_context)
+    question = "Using only the information within the balance sheet, how much total assets did Zenith have at the end of FY2021?"
+    answer = ExtractiveGenerator().answer(question, hits)
+    assert answer.text.startswith("TOTAL ASSETS | August 29, 2021: $59,268")
+
+
+def test_asked_part_keeps_the_question_and_drops_instructions_and_lead_ins():
+    from service.query.generation.extractive import asked_part
+
+    assert asked_part("What is 3M's FY2018 capex? Give a response relying on the cash flow statement.") == \
+        "What is 3M's FY2018 capex?"
+    assert asked_part("We need a metric. Please answer the following question: what is Boeing's net PP&E?") == \
+        "what is Boeing's net PP&E?"
+    assert asked_part("How much were U.S. sales in 2021?") == "How much were U.S. sales in 2021?"
+    assert asked_part("What was revenue for Q3: 2023?") == "What was revenue for Q3: 2023?"
+    assert asked_part("List the risks. Be brief.") == "List the risks. Be brief."
+
+
+def test_names_row_needs_the_whole_label_and_a_period_the_question_names():
+    from service.query.generation.extractive import names_row
+
+    terms = set(content_terms("How much total assets did Zenith have at the end of FY2021?"))
+    assert names_row(terms, "TOTAL ASSETS | August 29, 2021: $59,268 | August 30, 2020: $55,556")
+    assert not names_row(terms, "TOTAL ASSETS | August 30, 2020: $55,556")
+    assert not names_row(terms, "Total current assets | August 29, 2021: 20,000")
+    assert not names_row(terms, "Total assets were higher in 2021.")
+
+
+def test_cell_separators_and_currency_signs_are_not_code():
+    """Regression: a short row's " | " and "$" counted as code symbols and halved its score."""
+    from service.query.generation.extractive import _shape_factor
+
+    assert _shape_factor("TOTAL ASSETS | August 29, 2021: $59,268 | August 30, 2020: $55,556") == 1.0
+    assert _shape_factor("export PATH=$HOME/bin:$PATH; cd /opt/app") == 0.5
