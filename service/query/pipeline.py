@@ -43,6 +43,12 @@ _KEYWORD_UNAVAILABLE = "the keyword index is unavailable"
 OnFallback = Callable[[str], None]  # receives the stage that fell back: "keyword", "rerank" or "generate"
 
 
+def _page_of(hit: Hit) -> tuple:
+    """The page a hit starts on, for spreading results over pages; a hit without pages is a
+    place of its own."""
+    return (hit.document_id, hit.pages[0]) if hit.pages else ("chunk", hit.chunk_id)
+
+
 class Stopwatch:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
@@ -144,8 +150,10 @@ class QueryPipeline:
         usable = max(query.k, settings.rerank_candidates) if use_rerank else query.k
         spread = settings.max_hits_per_document if query.max_per_document is None else query.max_per_document
         windows = settings.table_window_chars > 0
-        # Windows drop the hits they hold, so they need the spare hits behind the first k too.
-        need = None if (query.collapse or spread > 0 or windows) else usable
+        per_page = settings.max_hits_per_page
+        # Windows drop the hits they hold, and spreading moves hits back, so both need the spare
+        # hits behind the first k too.
+        need = None if (query.collapse or spread > 0 or per_page > 0 or windows) else usable
         named = None
         if query.mode == "hybrid" and settings.named_document_candidates > 0:
             named = retriever.named_documents(query.text, allowed)
@@ -174,6 +182,8 @@ class QueryPipeline:
             hits = collapse_documents(hits)
         elif spread > 0:
             hits = spread_per_document(hits, lambda hit: hit.document_id, spread)
+        if per_page > 0 and not query.collapse:
+            hits = spread_per_document(hits, _page_of, per_page)
         if windows:
             hits = retriever.with_table_windows(hits, query.k)
             watch.lap("windows", t)
