@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import REPO, SHARED_DATA, machine, table  # noqa: E402
+from bench._common import REPO, SHARED_DATA, machine, percentile, table  # noqa: E402
 from ingest.runtime.offline import OFFLINE_ENVIRONMENT  # noqa: E402
 
 FINANCEBENCH = SHARED_DATA / "financebench"

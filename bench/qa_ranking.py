@@ -110,11 +110,6 @@ def _current(outcome):
     return outcome
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else float("nan")
-
-
 def run(args) -> dict:
     # The product's modules first: qa.py puts this checkout on the path when it loads.
     from index.settings import Settings
@@ -178,7 +173,7 @@ def run(args) -> dict:
                             if args.answers and overall["answer_figure_hit"][0] is not None else "")
                 print(f"{variant:<72} page hit@{args.k} {overall['evidence_page_hit'][0]:.3f}  figures {overall['figure_recall'][0]:.3f}"
                       f"  same document {overall['same_doc_share'][0]:.3f}{answered}"
-                      f"  search p50/p95 {_percentile(search_ms, 50):.1f}/{_percentile(search_ms, 95):.1f} ms", flush=True)
+                      f"  search p50/p95 {qa.percentile(search_ms, 0.5):.1f}/{qa.percentile(search_ms, 0.95):.1f} ms", flush=True)
         return report
     finally:
         gw.close()

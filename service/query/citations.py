@@ -81,7 +81,7 @@ def words(text: str) -> list[str]:
     return tokens
 
 
-_YEAR_IN_WORD = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")  # also a year inside a word: "FY2021", "2023E"
 
 
 def content_terms(text: str) -> list[str]:
@@ -92,7 +92,7 @@ def content_terms(text: str) -> list[str]:
     for w in words(text):
         if w in STOPWORDS:
             continue
-        years = _YEAR_IN_WORD.findall(w) if not w.isdigit() else []
+        years = YEAR.findall(w) if not w.isdigit() else []
         out.extend(years or [stem(w)])
     return out
 
@@ -110,7 +110,7 @@ _LIST_MARKER = re.compile(r"(?:[-*\u2022\u2023\u25e6\u2013>]+|\(?\d{1,3}[.)]|\(?
 _LINE = re.compile(r"[^\n]*\n?")
 _QUOTE_PREFIX = re.compile(r"[ \t]*(?:>[ \t]?)+")  # e-mail quoting: "> > text"
 _BREAKING_LINE_START = re.compile(r"\s*(?:[-*\u2022\u2023\u25e6|#]|\(?\d{1,3}[.)]\s|[A-Z][\w ]{0,40}:\s)")
-_TABLE_CELL_SEPARATOR = " | "
+TABLE_CELL_SEPARATOR = " | "  # ingest.tables renders a row as "label | header: value | ..."
 _SOFT_WRAP_MIN_CHARS = 60  # a shorter line ending without punctuation is a line of its own
 
 
@@ -140,7 +140,7 @@ def _continues(previous: str, line: str) -> bool:
         return False
     if "\t" in line or "\t" in previous or previous_body.lstrip().startswith("|"):
         return False
-    if _TABLE_CELL_SEPARATOR in previous_body or _TABLE_CELL_SEPARATOR in body:
+    if TABLE_CELL_SEPARATOR in previous_body or TABLE_CELL_SEPARATOR in body:
         return False  # a table row (ingest.tables renders "label | header: value"): quoted whole
     if _BREAKING_LINE_START.match(body) or previous_body.endswith((".", "!", "?", ":", ";", "|")):
         return False

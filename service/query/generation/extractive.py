@@ -25,6 +25,8 @@ import numpy as np
 
 from index.settings import Settings
 from service.query.citations import (
+    TABLE_CELL_SEPARATOR,
+    YEAR,
     ContextSentence,
     ContextSentences,
     citation_for,
@@ -54,8 +56,6 @@ _CODE_SYMBOLS = frozenset("=/\\@$|<>{}_`~;")
 # code symbols, they halved the score of a short row such as "TOTAL ASSETS | 2021: $59,268".
 _TABLE_AND_CURRENCY = re.compile(r" \| |\$(?=[\d(])")
 NAMED_ROW_BOOST = 1.25  # a supported table row whose label the question names, in a period it names
-_TABLE_CELLS = " | "
-_YEAR = re.compile(r"(?:19|20)\d\d")
 _POSSESSIVE = re.compile(r"([^\W_][\w&.-]*)['\u2019]s\b")
 _LEAD_IN_MIN_WORDS = 3  # "Please answer the following question: what is ...?" asks after the colon
 
@@ -107,14 +107,14 @@ def names_row(question_terms: set[str], text: str) -> bool:
     end of FY2021", yet a note sentence that mentions assets and "the consolidated balance
     sheets" shares more of the question's words (the question names the statement too).
     """
-    label, separator, cells = text.partition(_TABLE_CELLS)
+    label, separator, cells = text.partition(TABLE_CELL_SEPARATOR)
     label_terms = set(content_terms(label))
     if not separator or not label_terms or not label_terms <= question_terms:
         return False
-    years = {term for term in question_terms if _YEAR.fullmatch(term)}
+    years = {term for term in question_terms if YEAR.fullmatch(term)}
     if not years:
         return True
-    headers = (cell.rpartition(":")[0] for cell in cells.split(_TABLE_CELLS))
+    headers = (cell.rpartition(":")[0] for cell in cells.split(TABLE_CELL_SEPARATOR))
     return any(years & set(content_terms(header)) for header in headers)
 
 
@@ -191,7 +191,7 @@ class ExtractiveGenerator:
         owned_by = owners(question)
 
         def someone_elses_row(s: ContextSentence) -> bool:
-            return bool(owned_by) and _TABLE_CELLS in s.text and not owned_by <= s.terms | context.heading_terms[s.passage]
+            return bool(owned_by) and TABLE_CELL_SEPARATOR in s.text and not owned_by <= s.terms | context.heading_terms[s.passage]
 
         candidates = [
             s for s in context.sentences
