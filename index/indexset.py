@@ -333,7 +333,7 @@ class IndexSet:
         keyword = self._keyword_engine(directory)
         try:
             for rows in self.store.iter_chunks_for_index():
-                keyword.upsert([KeywordDoc(chunk_id=r[0], document_id=r[1], text=r[2]) for r in rows])
+                keyword.upsert(_keyword_docs(rows))
             keyword.commit(position)
         except BaseException:
             keyword.close()
@@ -462,7 +462,8 @@ class IndexSet:
             deleted, added, rows = self._net_changes(changes)
             self._apply_vectors(vectors, deleted, added, rows)
             if keyword is not None and keyword_error is None:
-                keyword_error = self._attempt(lambda _position: self._apply_keyword(keyword, deleted, added, rows), start)
+                rewritten = self._rewritten_documents(changes, added)
+                keyword_error = self._attempt(lambda _position: self._apply_keyword(keyword, deleted, added, rows + rewritten), start)
             start = changes[-1][0]
             applied += len(changes)
 
@@ -478,6 +479,16 @@ class IndexSet:
         added = [cid for cid, op in final.items() if op == "add"]
         rows = self.store.index_rows(added) if added else []
         return deleted, added, rows
+
+    def _rewritten_documents(self, changes: list[tuple], added: list[int]) -> list[tuple]:
+        """Index rows of the chunks whose document changed (groups, title, context) without
+        the chunk itself changing: the keyword index holds the document's groups and title
+        with every chunk, so it writes those chunks again. The vectors need nothing."""
+        documents = {doc for _seq, op, chunk_id, doc in changes if chunk_id is None and doc is not None}
+        if not documents:
+            return []
+        fresh = set(added)
+        return [row for row in self.store.index_rows_of_documents(sorted(documents)) if row[0] not in fresh]
 
     def _apply_vectors(self, vectors: VectorIndex, deleted: list[int], added: list[int], rows: list[tuple]) -> None:
         if deleted:
@@ -500,7 +511,8 @@ class IndexSet:
             gone = _gone(added, rows)
             if gone:
                 keyword.delete(gone)
-            keyword.upsert([KeywordDoc(chunk_id=r[0], document_id=r[1], text=r[2]) for r in rows])
+        if rows:
+            keyword.upsert(_keyword_docs(rows))
 
     # --- repair ------------------------------------------------------------------------------------
     def _repair_keyword(self) -> None:
@@ -762,6 +774,10 @@ class _UnusableKeywordIndex:
 
     def close(self) -> None:
         return None
+
+
+def _keyword_docs(rows: list[tuple]) -> list[KeywordDoc]:
+    return [KeywordDoc(chunk_id=r[0], document_id=r[1], text=r[2], groups=r[4]) for r in rows]
 
 
 def _gone(added: list[int], rows: list[tuple]) -> list[int]:

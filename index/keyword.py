@@ -49,6 +49,9 @@ class KeywordDoc:
     chunk_id: int
     document_id: int
     text: str
+    # The access groups of the chunk's document (none: visible to everyone), for engines that
+    # filter by them (``search``'s ``allowed_groups``).
+    groups: tuple[str, ...] = ()
 
 
 class KeywordIndexMismatch(IndexMismatch, RuntimeError):
@@ -102,15 +105,25 @@ class KeywordIndex(Protocol):
         ...
 
     def search(
-        self, query: str, k: int, *, allowed_document_ids: Collection[int] | None = None
+        self, query: str, k: int, *, allowed_document_ids: Collection[int] | None = None,
+        allowed_groups: frozenset[str] | None = None, expansion: str = "", expansion_weight: float = 1.0,
     ) -> list[tuple[int, float]]:
         """Up to ``k`` ``(chunk_id, bm25_score)`` pairs, best first (ties by chunk id).
+
+        ``expansion`` is more text OR-ed with the query (synonyms of its words), each of its
+        terms counting ``expansion_weight`` times as much as a query term.
 
         ``query`` is raw user text: it is analysed like the indexed text and its terms are
         OR-ed, so no input is a syntax error; a query with no indexable terms returns [].
         ``allowed_document_ids`` is an access-control filter applied inside the search,
         before the top ``k`` are taken: the caller gets the best ``k`` chunks among allowed
         documents, never a chunk of any other document.
+
+        ``allowed_groups`` is a hint, given only with ``allowed_document_ids``: those documents
+        are the ones visible to these groups (a document with no group is visible to all). An
+        engine that indexes each chunk's groups may narrow by them first, a few posting lists
+        instead of thousands of document ids; the result is the same, and only chunks of
+        ``allowed_document_ids`` are ever returned.
         """
         ...
 
@@ -336,7 +349,7 @@ def latest_by_chunk(docs: Sequence[KeywordDoc]) -> list[KeywordDoc]:
         if not isinstance(doc.text, str):
             raise TypeError(f"chunk {doc.chunk_id!r}: text must be str, got {type(doc.text).__name__}")
         chunk_id = validate_id(doc.chunk_id, "chunk_id")
-        latest[chunk_id] = KeywordDoc(chunk_id, validate_id(doc.document_id, "document_id"), clean_text(doc.text))
+        latest[chunk_id] = KeywordDoc(chunk_id, validate_id(doc.document_id, "document_id"), clean_text(doc.text), tuple(doc.groups))
     return list(latest.values())
 
 

@@ -161,8 +161,11 @@ class Bm25sKeywordIndex:
         return len(self._snapshot.chunk_ids)
 
     def search(
-        self, query: str, k: int, *, allowed_document_ids: Collection[int] | None = None
+        self, query: str, k: int, *, allowed_document_ids: Collection[int] | None = None,
+        allowed_groups: frozenset[str] | None = None, expansion: str = "", expansion_weight: float = 1.0,
     ) -> list[tuple[int, float]]:
+        """``allowed_groups`` is not used: this engine filters by document id in one vector
+        operation anyway."""
         self._check_open()
         snapshot = self._snapshot
         allowed = usable_ids(allowed_document_ids)
@@ -170,9 +173,13 @@ class Bm25sKeywordIndex:
             return []
         # Duplicates kept: a repeated query term counts once per occurrence, as in tantivy.
         token_ids = snapshot.retriever.get_tokens_ids(list(self._tokens(clean_text(query))))
-        if not token_ids:
+        extra_ids = (snapshot.retriever.get_tokens_ids(list(self._tokens(clean_text(expansion))))
+                     if expansion and expansion_weight > 0 else [])
+        if not token_ids and not extra_ids:
             return []
-        scores = snapshot.retriever.get_scores_from_ids(token_ids)
+        scores = snapshot.retriever.get_scores_from_ids(token_ids) if token_ids else 0.0
+        if extra_ids:
+            scores = scores + expansion_weight * snapshot.retriever.get_scores_from_ids(extra_ids)
         matches = scores > 0  # Lucene BM25 is positive exactly where a query term occurs
         if allowed is not None:
             matches &= np.isin(snapshot.document_ids, np.fromiter(allowed, dtype=np.uint64, count=len(allowed)))

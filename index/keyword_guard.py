@@ -77,8 +77,11 @@ class GuardedKeywordIndex:
             raise IndexCorrupt(reason) from exc
 
     # --- KeywordIndex ----------------------------------------------------------------------------
-    def search(self, query: str, k: int, *, allowed_document_ids: Collection[int] | None = None) -> list[tuple[int, float]]:
-        return self._call("search", lambda: self.inner.search(query, k, allowed_document_ids=allowed_document_ids), reads=True)
+    def search(self, query: str, k: int, *, allowed_document_ids: Collection[int] | None = None,
+               allowed_groups: frozenset[str] | None = None, expansion: str = "", expansion_weight: float = 1.0) -> list[tuple[int, float]]:
+        return self._call("search", lambda: self.inner.search(query, k, allowed_document_ids=allowed_document_ids,
+                                                              allowed_groups=allowed_groups, expansion=expansion,
+                                                              expansion_weight=expansion_weight), reads=True)
 
     def count(self) -> int:
         return self._call("count documents", self.inner.count, reads=True)

@@ -40,6 +40,7 @@ from index.keyword import (
     TANTIVY_ENGINE,
     KeywordDoc,
     KeywordIndexCorrupt,
+    KeywordIndexMismatch,
     FileDigest,
     KeywordManifest,
     check_position,
@@ -63,6 +64,12 @@ ENGINE_DIR = "tantivy"
 CHUNK_ID = "chunk_id"
 DOCUMENT_ID = "document_id"
 TEXT = "text"
+# Each chunk's document groups as whole terms ("g:" + name), or PUBLIC for a document with none:
+# an access filter is then a few posting lists instead of a term set of thousands of document
+# ids (at a million chunks, a filter keeping 1% cost 20 ms as a term set; bench/scale.py).
+GROUPS = "groups"
+PUBLIC = "public"
+GROUP_PREFIX = "g:"
 
 # tantivy's own analyzers drop longer tokens: they are hashes, base64 or run-together junk
 # that no one types, and they bloat the term dictionary.
@@ -82,6 +89,9 @@ _FILTER_DEPTH_MARGIN = 1.5
 # little as a term set, while an unfiltered look deep enough to hold k of their chunks would
 # cost more than the answer: it goes straight to the term-set filter.
 _FILTER_DIRECT_MAX_IDS = 64
+# The group filter looks this many hits past k, so a few chunks of documents it admits but the
+# caller may not see (not indexed yet) do not send the search to the exact filter.
+_GROUP_FILTER_SLACK = 16
 # Indexing memory budget shared by the writer's threads; tantivy flushes a segment when full.
 _WRITER_HEAP_BYTES = 64_000_000
 # tantivy rewrites this file under the same name at every commit; every other file it names
@@ -133,7 +143,21 @@ def _schema(analyzer: str) -> tantivy.Schema:
     builder.add_unsigned_field(DOCUMENT_ID, indexed=True, fast=True)
     # Frequencies are all BM25 needs; positions would only serve phrase queries.
     builder.add_text_field(TEXT, stored=False, tokenizer_name=_tokenizer_name(analyzer), index_option="freq")
+    builder.add_text_field(GROUPS, stored=False, tokenizer_name="raw", index_option="basic")
     return builder.build()
+
+
+def _has_group_terms(schema: tantivy.Schema) -> bool:
+    try:
+        Query.term_query(schema, GROUPS, PUBLIC)
+    except ValueError:  # "Field `groups` is not defined in the schema"
+        return False
+    return True
+
+
+def group_terms(groups: Collection[str]) -> list[str]:
+    """The GROUPS terms of a chunk whose document has ``groups``."""
+    return [GROUP_PREFIX + group for group in sorted(set(groups))] if groups else [PUBLIC]
 
 
 def _membership(allowed: Collection[int]) -> Collection[int]:
@@ -273,6 +297,10 @@ class TantivyKeywordIndex:
         # Searchers change only at our commit, so a search never sees a half-applied batch.
         self._index.config_reader(reload_policy="manual")
         self._schema = self._index.schema
+        if not _has_group_terms(self._schema):
+            raise KeywordIndexMismatch(
+                f"keyword index at {self._path} was written before access groups were indexed; it is rebuilt from the database"
+            )
         self._searcher = _read(self._path, "open a searcher", self._index.searcher)
         self._writer: tantivy.IndexWriter | None = None
         self._dirty = False
@@ -282,6 +310,7 @@ class TantivyKeywordIndex:
         # until it changes): (the object, its membership set, its filter query or None). Saves
         # rebuilding a set and a term-set query of thousands of ids on every filtered search.
         self._allowed_memo: dict[int, tuple[object, Collection[int], Query | None]] = {}
+        self._group_filters: dict[frozenset[str], Query] = {}
 
     # --- writing -------------------------------------------------------------------------
     def _open_writer(self) -> tantivy.IndexWriter:
@@ -336,6 +365,8 @@ class TantivyKeywordIndex:
                 document.add_unsigned(CHUNK_ID, doc.chunk_id)
                 document.add_unsigned(DOCUMENT_ID, doc.document_id)
                 document.add_text(TEXT, doc.text)
+                for term in group_terms(doc.groups):
+                    document.add_text(GROUPS, term)
                 writer.add_document(document)
 
         self._write("add documents", add_all)
@@ -414,7 +445,8 @@ class TantivyKeywordIndex:
         return _read(self._path, "count documents", lambda: searcher.num_docs)
 
     def search(
-        self, query: str, k: int, *, allowed_document_ids: Collection[int] | None = None
+        self, query: str, k: int, *, allowed_document_ids: Collection[int] | None = None,
+        allowed_groups: frozenset[str] | None = None, expansion: str = "", expansion_weight: float = 1.0,
     ) -> list[tuple[int, float]]:
         self._check_open()
         searcher = self._searcher  # one consistent view even if a commit swaps it meanwhile
@@ -423,12 +455,43 @@ class TantivyKeywordIndex:
         allowed = None if allowed_document_ids is None else self._remembered(allowed_document_ids)[1]
         if allowed is not None and not allowed:
             return []
-        text_query = self._text_query(query)
+        text_query = self._text_query(query, expansion, expansion_weight)
         if text_query is None:
             return []
         if allowed is None:
             return _read(self._path, "search", lambda: self._ranked(searcher, searcher.search(text_query, limit=k, count=False).hits, k))
+        if allowed_groups is not None and len(allowed) > _FILTER_DIRECT_MAX_IDS:
+            found = _read(self._path, "search", lambda: self._search_groups(searcher, text_query, k, allowed, allowed_groups))
+            if found is not None:
+                return found
         return _read(self._path, "search", lambda: self._search_allowed(searcher, text_query, k, allowed, allowed_document_ids))
+
+    def _search_groups(
+        self, searcher: tantivy.Searcher, text_query: Query, k: int, allowed: Collection[int], groups: frozenset[str]
+    ) -> list[tuple[int, float]] | None:
+        """Top ``k`` among allowed documents through the group terms, or None when that cannot
+        tell (then the exact document-id filter answers).
+
+        The chunks of the caller's groups (and the public ones) are a superset of the allowed
+        documents' chunks: the same, unless a document is not indexed yet or its groups changed
+        since the keyword index was written. Each hit is still checked against ``allowed``, so
+        a stale group term can cost a result until the next catch-up, never leak one; when the
+        check drops hits that the top ``k`` needed, the exact filter runs instead.
+        """
+        acl = self._group_filters.get(groups)
+        if acl is None:
+            terms = [PUBLIC, *(GROUP_PREFIX + group for group in sorted(groups))]
+            acl = Query.const_score_query(Query.term_set_query(self._schema, GROUPS, terms), 0.0)
+            if len(self._group_filters) >= 256:
+                self._group_filters = {}
+            self._group_filters[groups] = acl
+        depth = k + _GROUP_FILTER_SLACK
+        hits = searcher.search(Query.boolean_query([(Occur.Must, text_query), (Occur.Must, acl)]), limit=depth, count=False).hits
+        document_ids = searcher.fast_field_values(DOCUMENT_ID, [address for _, address in hits])
+        kept = [hit for hit, document_id in zip(hits, document_ids) if document_id in allowed]
+        if len(kept) >= k or len(hits) < depth:
+            return self._ranked(searcher, kept, k)
+        return None
 
     def _remembered(self, allowed_document_ids: Collection[int]) -> tuple[object, Collection[int], Query | None]:
         key = id(allowed_document_ids)
@@ -500,15 +563,19 @@ class TantivyKeywordIndex:
         chunk_ids = searcher.fast_field_values(CHUNK_ID, [address for _, address in hits])
         return rank([(int(chunk_id), float(score)) for (score, _), chunk_id in zip(hits, chunk_ids)], k)
 
-    def _text_query(self, text: str) -> Query | None:
+    def _text_query(self, text: str, expansion: str = "", expansion_weight: float = 1.0) -> Query | None:
         terms = Counter(self._text_analyzer.analyze(clean_text(text)))
-        if not terms:
+        weights = {term: float(occurrences) for term, occurrences in terms.items()}
+        if expansion and expansion_weight > 0:
+            for term in self._text_analyzer.analyze(clean_text(expansion)):
+                weights[term] = weights.get(term, 0.0) + expansion_weight
+        if not weights:
             return None
         clauses = []
-        for term, occurrences in terms.items():
+        for term, weight in weights.items():
             clause = Query.term_query(self._schema, TEXT, term, index_option="freq")
-            if occurrences > 1:
-                clause = Query.boost_query(clause, float(occurrences))
+            if weight != 1.0:
+                clause = Query.boost_query(clause, weight)
             clauses.append((Occur.Should, clause))
         return Query.boolean_query(clauses)
 

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     dense_candidates: int = Field(100, ge=1)
     search_threads: int = Field(1, ge=1, description="HTTP service: searches (index lookups, fusion, chunk fetch) run on at most this many threads at once. Measured with bench/load.py: Python threads contend for the interpreter lock, so on 2 cores one thread served more queries than six; query embedding is batched separately.")
     keyword_candidates: int = Field(100, ge=1)
+    query_synonyms: str = Field("off", description="Expand the keyword half of a search with synonym groups, so a question's words reach the words documents use (\"capex\" -> \"purchases of property and equipment\"): \"off\", \"business\" (a list of financial-statement terms shipped with the product, service/query/synonyms_business.txt), or a path to a file in Solr's synonyms format (phrases separated by commas, one group per line); see service/query/synonyms.py. Off by default: on FinanceBench the business list did not raise the evidence-page rate (0.582 off; 0.582 / 0.567 / 0.582 at weights 0.15 / 0.3 / 0.5; README, Real documents).")
+    query_synonym_weight: float = Field(0.5, ge=0, description="What each word a synonym group adds to the keyword query weighs, against 1 for a word of the question: the added words are common in the documents that use them (\"statements\", \"revenue\"), and at full weight they outvote the question's own words.")
     fusion: Literal["rrf", "weighted"] = Field("weighted", description="weighted: convex combination of per-query min-max-normalized scores (measured best on SciFact train: nDCG@10 0.730 vs 0.722 for plain RRF, bench/tune_fusion.py); rrf: reciprocal rank fusion.")
     rrf_k: int = Field(60, ge=1)
     fusion_dense_weight: float = Field(1.0, ge=0)

@@ -124,6 +124,12 @@ def keyword_text(title: str | None, heading_path: Sequence[str], context: str, t
     return "\n".join(p for p in (chunk_location(title, document_context, heading_path), context, text) if p)
 
 
+
+def _index_row(r) -> tuple:
+    """(chunk_id, document_id, keyword text, embedding blob, document groups) from the row
+    ``iter_chunks_for_index`` and ``index_rows`` select."""
+    return (r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5], r[7]), r[6], tuple(r[8] or ()))
+
 class Store:
     """Documents, chunks, collections and the change log; the other tables each have their own
     small data-access class, reached from here so that whoever holds the store holds them all."""
@@ -534,14 +540,15 @@ class Store:
             connection.close()
 
     def iter_chunks_for_index(self, batch: int = 2000) -> Iterator[list[tuple]]:
-        """Every live chunk as (chunk_id, document_id, keyword text, embedding blob), in id
-        order: what a full rebuild of the derived indexes reads. No re-embedding needed."""
+        """Every live chunk as (chunk_id, document_id, keyword text, embedding blob, document
+        groups), in id order: what a full rebuild of the derived indexes reads. No re-embedding
+        needed."""
         last = 0
         while True:
             with Session(self.engine) as session:
                 rows = session.execute(
                     select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding,
-                           Document.context)
+                           Document.context, Document.groups)
                     .join(Document, Document.id == Chunk.document_id)
                     .where(Chunk.id > last)
                     .order_by(Chunk.id)
@@ -549,7 +556,7 @@ class Store:
                 ).all()
             if not rows:
                 return
-            yield [(r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5], r[7]), r[6]) for r in rows]
+            yield [_index_row(r) for r in rows]
             last = rows[-1][0]
 
     def index_rows(self, chunk_ids: Sequence[int]) -> list[tuple]:
@@ -560,12 +567,22 @@ class Store:
             for start in range(0, len(ids), 900):
                 rows = session.execute(
                     select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding,
-                           Document.context)
+                           Document.context, Document.groups)
                     .join(Document, Document.id == Chunk.document_id)
                     .where(Chunk.id.in_(ids[start : start + 900]))
                 ).all()
-                out.extend((r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5], r[7]), r[6]) for r in rows)
+                out.extend(_index_row(r) for r in rows)
         return out
+
+    def index_rows_of_documents(self, document_ids: Sequence[int]) -> list[tuple]:
+        """``index_rows`` of every live chunk of these documents: what the keyword index
+        writes again when a document's groups, title or context changed."""
+        ids = sorted({int(i) for i in document_ids})
+        chunk_ids: list[int] = []
+        with Session(self.engine) as session:
+            for start in range(0, len(ids), 900):
+                chunk_ids.extend(session.execute(select(Chunk.id).where(Chunk.document_id.in_(ids[start : start + 900]))).scalars())
+        return self.index_rows(chunk_ids) if chunk_ids else []
 
     def chunks_to_embed(self) -> list[tuple[int, int, str | None, list[str], str, str, str | None]]:
         """(chunk_id, document_id, title, heading_path, context, text, document_context) of every

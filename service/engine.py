@@ -429,7 +429,7 @@ class Groundwork:
         ids: list[int] = []
         blobs: list[bytes] = []
         for rows in self.store.iter_chunks_for_index():
-            for chunk_id, _doc, _text, blob in rows:
+            for chunk_id, _doc, _text, blob, _groups in rows:
                 if blob is not None:
                     ids.append(chunk_id)
                     blobs.append(blob)

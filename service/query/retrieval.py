@@ -24,6 +24,7 @@ from service.query.fusion import (
     weighted_contributions,
     weighted_score_fusion,
 )
+from service.query import synonyms
 from service.query.ranking import DocumentAwareness, adjustments
 from service.query.types import Hit, Mode, Principal, SearchFilters
 from service.query.windows import Neighbour, table_window
@@ -44,6 +45,9 @@ class Allowed:
 
     documents: np.ndarray | None
     chunks: np.ndarray | None
+    # Set when ``documents`` are exactly those visible to these groups (no other filter): the
+    # keyword index can then filter by its group terms (``KeywordIndex.search``).
+    groups: frozenset[str] | None = None
 
     @property
     def nothing(self) -> bool:
@@ -56,11 +60,22 @@ class Retriever:
         self.store = store
         self.indexes = indexes
         self.catalog = catalog
+        synonyms.load(settings.query_synonyms)  # a bad setting fails here, at start-up
+
+    def expansion(self, text: str) -> str:
+        """Words the keyword index adds to the question: its synonym groups' other phrasings."""
+        groups = synonyms.load(self.settings.query_synonyms)  # remembered per setting value
+        return groups.expansion(text) if groups is not None else ""
 
     def allowed(self, principal: Principal, filters: SearchFilters | None) -> Allowed:
         self.catalog.refresh(self.indexes.position)
         documents, chunks = self.catalog.allowed(principal.groups, principal.all_access, principal.can_see, filters)
-        return Allowed(documents, chunks)
+        # The keyword index's group terms agree with the catalog once it has caught up to the
+        # catalog's position (a keyword index left behind by a failed write could hold a
+        # document's old groups, and would miss its chunks until it catches up).
+        only_groups = (documents is not None and not principal.all_access and (filters is None or filters.is_empty())
+                       and self.indexes.keyword.position >= self.catalog.position)
+        return Allowed(documents, chunks, principal.groups if only_groups else None)
 
     def dense(self, vector: np.ndarray, k: int, allowed: Allowed, *, limit: int | None = None) -> Candidates:
         # Never fetch fewer candidates than the caller asked for results.
@@ -72,7 +87,8 @@ class Retriever:
         # The catalog's array itself: the same object for a caller until the catalog changes,
         # so the engine can reuse what it derived from it.
         limit = max(self.settings.keyword_candidates if limit is None else limit, k)
-        return self.indexes.keyword.search(text, limit, allowed_document_ids=allowed.documents)
+        return self.indexes.keyword.search(text, limit, allowed_document_ids=allowed.documents, allowed_groups=allowed.groups,
+                                           expansion=self.expansion(text), expansion_weight=self.settings.query_synonym_weight)
 
     def named_documents(self, text: str, allowed: Allowed | None) -> dict[int, float]:
         """Documents the question names, with their scores in (0, 1] (``index.document_index``),

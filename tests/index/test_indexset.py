@@ -278,3 +278,67 @@ def test_indexes_ahead_of_a_restored_database_are_rebuilt(env, tmp_path):
     again.catch_up()
     assert again.verify()["consistent"] and again.keyword.search("new", 5)
     again.close()
+
+
+def _visible_to(store: Store, groups: frozenset[str]) -> set[int]:
+    return {d.id for d in store.list_documents(limit=1000) if not d.groups or groups & set(d.groups)}
+
+
+def test_the_keyword_index_follows_a_documents_new_groups(env):
+    """Groups are written with every chunk (the group filter's terms): a change of a
+    document's groups alone rewrites its chunks there at the next catch-up."""
+    settings, store = env
+    private = _write(store, "private", ["quarterly revenue table"], groups=("finance",))
+    for n in range(80):  # enough documents for the group route (over 64 allowed)
+        _write(store, f"public-{n}", [f"note {n}"])
+    ix = _open(settings, store)
+    sales = frozenset({"sales"})
+    hidden = ix.keyword.search("revenue", 5, allowed_document_ids=_visible_to(store, sales), allowed_groups=sales)
+    assert hidden == []
+    store.update_document(private, groups=["sales"])
+    ix.catch_up()
+    visible = ix.keyword.search("revenue", 5, allowed_document_ids=_visible_to(store, sales), allowed_groups=sales)
+    assert len(visible) == 1
+    ix.close()
+
+
+def test_a_new_title_reaches_the_keyword_text_at_the_next_catch_up(env):
+    """Regression: the keyword text carries the document's title, but a title change alone
+    (no chunk changed) left the old words searchable until a rebuild."""
+    settings, store = env
+    doc = _write(store, "a", ["body text"])
+    ix = _open(settings, store)
+    store.update_document(doc, title="Zanzibar handbook")
+    ix.catch_up()
+    assert len(ix.keyword.search("zanzibar", 5)) == 1
+    ix.close()
+
+
+def test_a_keyword_index_from_before_group_terms_is_rebuilt_at_open(env, monkeypatch):
+    import index.keyword_tantivy as keyword_tantivy
+
+    settings, store = env
+    for n in range(70):
+        _write(store, f"a{n}", ["alpha"], groups=("eng",))
+    original_schema = keyword_tantivy._schema
+
+    def without_groups(analyzer):
+        import tantivy
+        builder = tantivy.SchemaBuilder()
+        builder.add_unsigned_field(keyword_tantivy.CHUNK_ID, indexed=True, fast=True)
+        builder.add_unsigned_field(keyword_tantivy.DOCUMENT_ID, indexed=True, fast=True)
+        builder.add_text_field(keyword_tantivy.TEXT, stored=False, tokenizer_name=keyword_tantivy._tokenizer_name(analyzer), index_option="freq")
+        return builder.build()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(keyword_tantivy, "_schema", without_groups)
+        patched.setattr(keyword_tantivy, "_has_group_terms", lambda _schema: True)
+        patched.setattr(keyword_tantivy, "group_terms", lambda _groups: [])
+        _open(settings, store).close()
+    assert keyword_tantivy._schema is original_schema
+    ix = _open(settings, store)
+    # Answered by the group terms alone: the rebuilt index has them.
+    monkeypatch.setattr(keyword_tantivy.TantivyKeywordIndex, "_search_allowed", None)
+    eng = frozenset({"eng"})
+    assert len(ix.keyword.search("alpha", 5, allowed_document_ids=_visible_to(store, eng), allowed_groups=eng)) == 5
+    ix.close()

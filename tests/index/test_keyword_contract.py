@@ -270,6 +270,18 @@ def test_repeated_query_terms_weigh_more(opened):
     assert ids(index.search("apple cherry cherry", 2)) == [2, 1]
 
 
+def test_expansion_terms_count_at_their_weight(opened):
+    index = opened()
+    index.upsert([doc(1, "apple"), doc(2, "cherry"), doc(3, "plum")])
+    index.commit(1)
+    alone = dict(index.search("cherry", 3))
+    got = dict(index.search("apple", 3, expansion="cherry plum", expansion_weight=0.25))
+    assert list(got)[0] == 1 and set(got) == {1, 2, 3}
+    assert got[2] == pytest.approx(0.25 * alone[2], rel=1e-4)
+    assert dict(index.search("apple", 3, expansion="cherry", expansion_weight=0.0)) == dict(index.search("apple", 3))
+    assert ids(index.search("the of", 3, expansion="plum", expansion_weight=0.5)) == [3]  # expansion alone still searches
+
+
 def test_unicode_text_is_searchable(opened):
     index = opened()
     index.upsert([doc(1, "Crème brûlée at the café"), doc(2, "Ελληνικά κείμενα"), doc(3, "Übergrößenträger")])
@@ -504,3 +516,40 @@ def test_searches_run_while_the_writer_commits(opened):
             thread.join()
     assert errors == []
     assert index.count() == 100
+
+
+@st.composite
+def grouped_corpora(draw):
+    """Enough documents (over 64) that an engine may take its group-term route."""
+    n_docs = draw(st.integers(65, 140))
+    texts = draw(st.lists(st.lists(st.sampled_from(WORDS), min_size=0, max_size=6), min_size=n_docs, max_size=n_docs))
+    groups = draw(st.lists(st.sets(st.sampled_from("abc")), min_size=n_docs, max_size=n_docs))
+    return [KeywordDoc(i + 1, i + 1, " ".join(t), tuple(sorted(g))) for i, (t, g) in enumerate(zip(texts, groups))]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    docs=grouped_corpora(),
+    query=st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join),
+    caller=st.sets(st.sampled_from("abcd")),
+    hidden=st.sets(st.integers(1, 140), max_size=30),
+    k=st.integers(1, 40),
+)
+def test_the_group_hint_never_changes_a_filtered_search(engine, docs, query, caller, hidden, k):
+    """``allowed_groups`` only says how the allowed documents were chosen: the results are
+    those of the document-id filter alone, also when some visible documents are not allowed
+    (not indexed yet) and so must stay out."""
+    caller = frozenset(caller)
+    allowed = {d.document_id for d in docs if (not d.groups or caller & set(d.groups)) and d.document_id not in hidden}
+    directory = Path(tempfile.mkdtemp())
+    index = open_keyword_index(directory / "kw", engine=engine)
+    try:
+        index.upsert(docs)
+        index.commit(1)
+        plain = index.search(query, k, allowed_document_ids=allowed)
+        hinted = index.search(query, k, allowed_document_ids=allowed, allowed_groups=caller)
+        assert ids(hinted) == ids(plain)
+        assert [s for _, s in hinted] == pytest.approx([s for _, s in plain])
+    finally:
+        index.close()
+        shutil.rmtree(directory, ignore_errors=True)

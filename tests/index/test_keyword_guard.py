@@ -22,7 +22,7 @@ class FakeEngine:
         self.searches = 0
         self.upserted: list = []
 
-    def search(self, query, k, *, allowed_document_ids=None):
+    def search(self, query, k, *, allowed_document_ids=None, allowed_groups=None, expansion="", expansion_weight=1.0):
         self.searches += 1
         if self.fail_with is not None:
             raise self.fail_with

@@ -9,7 +9,7 @@ import pytest
 
 import index.keyword_tantivy as keyword_tantivy
 from index.errors import IndexCorrupt, StorageUnavailable
-from index.keyword import KeywordDoc, KeywordIndexCorrupt, read_manifest
+from index.keyword import KeywordDoc, KeywordIndexCorrupt, KeywordIndexMismatch, read_manifest
 from index.keyword_tantivy import TantivyKeywordIndex, build_text_analyzer
 
 
@@ -215,3 +215,69 @@ def test_a_manifest_from_before_digests_is_trusted_then_recorded_at_the_next_com
         assert read_manifest(tmp_path / "kw").files
     finally:
         index.close()
+
+
+def test_a_group_filter_answers_without_the_document_id_filter(tmp_path, monkeypatch):
+    """The caller's groups select the same chunks as the allowed documents: the search takes
+    the group terms (a few posting lists), and a hit of a document outside the allowed set
+    (not indexed yet, or its groups stale) is still dropped."""
+    docs = [KeywordDoc(i, i, f"alpha word{i % 5}", ("sales",) if i % 3 == 0 else ("hr",) if i % 3 == 1 else ())
+            for i in range(1, 301)]
+    index = TantivyKeywordIndex(tmp_path / "kw")
+    index.upsert(docs)
+    index.commit(1)
+    try:
+        visible = {d.document_id for d in docs if d.groups in ((), ("sales",))}
+        allowed = visible - {3, 6}  # two visible documents not indexed yet
+        expected = index.search("alpha word0", 50, allowed_document_ids=allowed)
+
+        def no_id_filter(*_args, **_kwargs):
+            raise AssertionError("the document-id filter was not needed")
+
+        monkeypatch.setattr(TantivyKeywordIndex, "_search_allowed", no_id_filter)
+        got = index.search("alpha word0", 50, allowed_document_ids=allowed, allowed_groups=frozenset({"sales"}))
+        assert got == expected
+        assert {cid for cid, _ in got} <= allowed and len(got) == 50
+    finally:
+        index.close()
+
+
+def test_stale_group_terms_can_cost_results_but_never_leak_one(tmp_path):
+    """Groups indexed as "hr" while the allowed set (the catalog) says otherwise: whatever
+    the group terms admit, nothing outside the allowed set is returned. (The retriever passes
+    the groups only when the keyword index has caught up with the catalog.)"""
+    docs = [KeywordDoc(i, i, "alpha", ("hr",)) for i in range(1, 201)]
+    index = TantivyKeywordIndex(tmp_path / "kw")
+    index.upsert(docs)
+    index.commit(1)
+    try:
+        allowed = set(range(1, 101))
+        got = index.search("alpha", 10, allowed_document_ids=allowed, allowed_groups=frozenset({"hr"}))
+        assert len(got) == 10 and {cid for cid, _ in got} <= allowed
+        assert index.search("alpha", 10, allowed_document_ids=allowed, allowed_groups=frozenset({"sales"})) == []
+    finally:
+        index.close()
+
+
+def test_an_index_written_before_group_terms_is_refused_as_a_mismatch(tmp_path, monkeypatch):
+    """Its chunks carry no groups, so the group filter would find none of them: the index set
+    rebuilds such an index from the database (tests/index/test_indexset.py)."""
+    import tantivy
+
+    def old_schema(analyzer):
+        builder = tantivy.SchemaBuilder()
+        builder.add_unsigned_field(keyword_tantivy.CHUNK_ID, indexed=True, fast=True)
+        builder.add_unsigned_field(keyword_tantivy.DOCUMENT_ID, indexed=True, fast=True)
+        builder.add_text_field(keyword_tantivy.TEXT, stored=False, tokenizer_name=keyword_tantivy._tokenizer_name(analyzer), index_option="freq")
+        return builder.build()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(keyword_tantivy, "_schema", old_schema)
+        patched.setattr(keyword_tantivy, "_has_group_terms", lambda _schema: True)
+        patched.setattr(keyword_tantivy, "group_terms", lambda _groups: [])
+        old = TantivyKeywordIndex(tmp_path / "kw")
+        old.upsert([KeywordDoc(1, 1, "alpha")])
+        old.commit(1)
+        old.close()
+    with pytest.raises(KeywordIndexMismatch, match="before access groups"):
+        TantivyKeywordIndex(tmp_path / "kw")

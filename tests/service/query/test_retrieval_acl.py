@@ -9,6 +9,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+import index.keyword_tantivy as keyword_tantivy
 from index.catalog import Catalog
 from index.db import open_database
 from index.indexset import EmbeddingIdentity, IndexSet
@@ -20,6 +21,16 @@ from service.query.types import Principal, Query, SearchFilters
 
 GROUPS = ["hr", "eng", "finance", "legal"]
 WORDS = "leave policy salary vpn certificate database failover budget revenue contract audit travel laptop".split()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def group_route_for_small_sets():
+    """The keyword index takes its group-term route only past 64 allowed documents; here it
+    takes it from 8, so every test below exercises it (the document-id route too, for the
+    smaller sets and whenever filters apply)."""
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(keyword_tantivy, "_FILTER_DIRECT_MAX_IDS", 8)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +103,32 @@ def test_metadata_and_source_filters(world):
     outcome = pipeline.search(Query("vpn", Principal("admin", all_access=True), k=10, mode="hybrid",
                                     filters=SearchFilters(source_prefix="/docs/alpha/", metadata={"parity": 1})))
     assert outcome.hits and all(h.source.startswith("/docs/alpha/") for h in outcome.hits)
+
+
+def test_keyword_search_is_told_the_groups_only_when_they_alone_decide(world):
+    """The keyword index may filter by group terms only when the allowed documents are exactly
+    what the caller's groups see: no other filter, and its group terms current."""
+    pipeline, _ = world
+    retriever = pipeline.retriever
+    eng = Principal("p", frozenset({"eng"}))
+    assert retriever.allowed(eng, None).groups == frozenset({"eng"})
+    assert retriever.allowed(eng, SearchFilters(collections=("alpha",))).groups is None
+    assert retriever.allowed(Principal("admin", all_access=True), None).documents is None
+    keyword = retriever.indexes.keyword
+    behind, keyword.inner._position = keyword.inner._position, -1
+    try:
+        assert retriever.allowed(eng, None).groups is None  # a keyword index behind the catalog
+    finally:
+        keyword.inner._position = behind
+
+
+def test_keyword_results_for_a_restricted_caller_match_a_search_told_no_groups(world):
+    pipeline, visibility = world
+    retriever = pipeline.retriever
+    for groups in (frozenset({"eng"}), frozenset({"hr", "legal"}), frozenset({"nobody"})):
+        allowed = retriever.allowed(Principal("p", groups), None)
+        assert len(allowed.documents) > 8  # the group route's size here
+        hinted = retriever.keyword("budget revenue salary", 30, allowed)
+        plain = retriever.keyword("budget revenue salary", 30, type(allowed)(allowed.documents, allowed.chunks))
+        assert hinted == plain
+        assert all(_visible(visibility[d], groups) for d in retriever.catalog.chunk_facts([c for c, _ in hinted])[0].tolist())
