@@ -487,8 +487,9 @@ class IndexSet:
         documents = {doc for _seq, op, chunk_id, doc in changes if chunk_id is None and doc is not None}
         if not documents:
             return []
-        fresh = set(added)
-        return [row for row in self.store.index_rows_of_documents(sorted(documents)) if row[0] not in fresh]
+        fresh = set(added)  # rows read already (a new document's chunks, most often all of them)
+        stale = [chunk_id for chunk_id in self.store.chunk_ids_of_documents(sorted(documents)) if chunk_id not in fresh]
+        return self.store.index_rows(stale) if stale else []
 
     def _apply_vectors(self, vectors: VectorIndex, deleted: list[int], added: list[int], rows: list[tuple]) -> None:
         if deleted:

@@ -574,15 +574,14 @@ class Store:
                 out.extend(_index_row(r) for r in rows)
         return out
 
-    def index_rows_of_documents(self, document_ids: Sequence[int]) -> list[tuple]:
-        """``index_rows`` of every live chunk of these documents: what the keyword index
-        writes again when a document's groups, title or context changed."""
+    def chunk_ids_of_documents(self, document_ids: Sequence[int]) -> list[int]:
+        """Every live chunk id of these documents."""
         ids = sorted({int(i) for i in document_ids})
         chunk_ids: list[int] = []
         with Session(self.engine) as session:
             for start in range(0, len(ids), 900):
                 chunk_ids.extend(session.execute(select(Chunk.id).where(Chunk.document_id.in_(ids[start : start + 900]))).scalars())
-        return self.index_rows(chunk_ids) if chunk_ids else []
+        return chunk_ids
 
     def chunks_to_embed(self) -> list[tuple[int, int, str | None, list[str], str, str, str | None]]:
         """(chunk_id, document_id, title, heading_path, context, text, document_context) of every

@@ -342,3 +342,22 @@ def test_a_keyword_index_from_before_group_terms_is_rebuilt_at_open(env, monkeyp
     eng = frozenset({"eng"})
     assert len(ix.keyword.search("alpha", 5, allowed_document_ids=_visible_to(store, eng), allowed_groups=eng)) == 5
     ix.close()
+
+
+def test_a_new_documents_chunks_are_read_once_per_catch_up(env, monkeypatch):
+    """A new document logs a document change beside its chunks: the chunks it added are not
+    read a second time as a document whose groups changed."""
+    settings, store = env
+    ix = _open(settings, store)
+    _write(store, "a", ["one", "two", "three"])
+    read: list[int] = []
+    original = store.index_rows
+
+    def counting(chunk_ids):
+        read.extend(chunk_ids)
+        return original(chunk_ids)
+
+    monkeypatch.setattr(store, "index_rows", counting)
+    ix.catch_up()
+    assert len(read) == 3 and len(set(read)) == 3
+    ix.close()
