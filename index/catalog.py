@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from index.boilerplate import shared_document_counts
-from index.document_index import DocumentIndex
+from index.document_index import DocumentIndex, DocumentTerms
 from index.store import Store, document_line
 
 
@@ -79,6 +79,7 @@ class Catalog:
         self._chunk_facts: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty.astype(np.int32))
         self._generation = 0  # moves with every change of ``docs``
         self._document_index: tuple[int, DocumentIndex] | None = None
+        self._document_terms = DocumentTerms()  # descriptions tokenized once, across rebuilds
         self._document_index_building = False
         self.position = -1
         # (caller's visibility, filters) -> allowed ids. Internal apps repeat the same few
@@ -185,7 +186,9 @@ class Catalog:
 
     def _build_document_index(self) -> tuple[int, DocumentIndex]:
         generation, docs = self._generation, self.docs
-        built = (generation, DocumentIndex((d.id, d.description()) for d in list(docs.values()) if d.indexed))
+        described = [(d.id, d.description()) for d in list(docs.values()) if d.indexed]
+        built = (generation, DocumentIndex(described, cache=self._document_terms))
+        self._document_terms.keep_only(doc_id for doc_id, _ in described)
         current = self._document_index
         if current is None or current[0] < generation:
             self._document_index = built

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from index.boilerplate import normalise, shared_document_counts, text_fingerprint
 from index.catalog import DocAttrs
-from index.document_index import DocumentIndex, name_terms, terms
+from index.document_index import DocumentIndex, DocumentTerms, name_terms, terms
 
 DESCRIPTIONS = [
     (1, "ACME WIDGETS CORPORATION · Form 10-Q · quarterly period ended July 30, 2023 · 2023 Q2 ACME\n2023 Q2 ACME.pdf"),
@@ -90,3 +90,28 @@ def test_shared_document_counts_match_a_naive_count(rows):
     got = shared_document_counts(documents, fingerprints).tolist()
     want = [1 if f == 0 else len({d for d, g in rows if g == f}) for _, f in rows]
     assert got == want
+
+
+WORDS = ["acme", "zenith", "FY2022", "10-K", "policy", "travel", "Q2", "stores", "2023"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    first=st.dictionaries(st.integers(1, 30), st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join), max_size=20),
+    second=st.dictionaries(st.integers(1, 30), st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join), max_size=20),
+    query=st.lists(st.sampled_from(WORDS + ["unknown"]), min_size=1, max_size=4).map(" ".join),
+)
+def test_a_rebuild_from_remembered_terms_scores_like_a_fresh_build(first, second, query):
+    """The catalog rebuilds from terms remembered across builds (``DocumentTerms``): after any
+    change of descriptions the scores are those of an index built from scratch, and an index
+    built before the change still answers (words new since then are unknown to it)."""
+    cache = DocumentTerms()
+    before = DocumentIndex(sorted(first.items()), cache=cache)
+    expected_before = DocumentIndex(sorted(first.items())).scores(query)
+    after = DocumentIndex(sorted(second.items()), cache=cache)
+    cache.keep_only(second)
+    fresh = DocumentIndex(sorted(second.items())).scores(query)
+    got = after.scores(query)
+    assert got.keys() == fresh.keys() and all(abs(got[d] - fresh[d]) < 1e-9 for d in got)
+    old = before.scores(query)
+    assert old.keys() == expected_before.keys() and all(abs(old[d] - expected_before[d]) < 1e-9 for d in old)

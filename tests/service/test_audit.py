@@ -173,7 +173,10 @@ def test_full_queue_drops_and_counts_in_buffered_mode_and_refuses_in_acknowledge
     trail.start()
     for _ in range(10):  # never blocks
         trail.record_blocking(trail.event(_caller(), "r", "search", 200))
-    assert counts.get("dropped", 0) >= 7
+    # At most 5 get in: the writer's batch (its first row and up to two it drains from the
+    # queue before the store blocks it) and a refilled queue of two. Which of these happen
+    # depends on thread scheduling (>= 7 failed once on a loaded machine).
+    assert counts.get("dropped", 0) >= 5
     gated.gate.set()
     trail.stop()
     assert counts["written"] + counts["dropped"] == 10
