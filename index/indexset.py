@@ -170,6 +170,7 @@ class IndexSet:
         self.repairs: list[str] = []  # corruption found and repaired by this process (verify reports them)
         self._retired: list[tuple[float, KeywordIndex]] = []
         self._vectors_saved = 0  # the position the vector file on disk records
+        self._vectors_saved_at = time.monotonic()  # when this process last saved it (or opened)
         self._errors: dict[str, str] = {}  # last failure per index, until it catches up
         self._keyword_corrupt: str | None = None
 
@@ -413,7 +414,7 @@ class IndexSet:
                     keyword_error = self._attempt(self.keyword.commit, start)
                 if keyword_error is not None:
                     failures["keyword"] = keyword_error
-            if persist and writer and self._vectors_saved < start:
+            if persist and writer and self._vectors_saved < start and self._vector_save_due():
                 vectors_error = self._attempt(self._save_vectors, start)
                 if vectors_error is not None:
                     failures["vectors"] = vectors_error
@@ -433,11 +434,20 @@ class IndexSet:
             return _describe(exc)
         return None
 
+    def _vector_save_due(self) -> bool:
+        """Saving rewrites the whole vector file (6 s at a million HNSW vectors, in the way of
+        the search that caught up): at most every ``vector_save_interval_s``, and at once after
+        a failed save. Changes in between are searchable from memory and, after a crash,
+        replayed from the change log at start-up."""
+        interval = self.settings.vector_save_interval_s
+        return interval <= 0 or "vectors" in self._errors or time.monotonic() - self._vectors_saved_at >= interval
+
     def _save_vectors(self, position: int) -> None:
         if self.vectors.needs_compaction():
             self.vectors.compact()
         self.vectors.save(self._version_dir(self.version) / "vectors", position=position)
         self._vectors_saved = position
+        self._vectors_saved_at = time.monotonic()
 
     def _settle_errors(self, failures: dict[str, str], *, keyword_usable: bool, persisted: bool) -> None:
         for name, error in failures.items():
@@ -660,6 +670,11 @@ class IndexSet:
     def close(self) -> None:
         with self.mutex:
             self._close_retired(grace_s=0.0)
+            if self.lock.held and self.vectors is not None and self._vectors_saved < self.vectors.position:
+                # A clean shutdown leaves nothing to replay (saves are spaced out while running).
+                error = self._attempt(self._save_vectors, self.vectors.position)
+                if error is not None:
+                    log.warning("vector index not saved at close (replayed from the change log at the next start): %s", error)
             if self.keyword is not None:
                 self.keyword.close()
             self.lock.release()

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
 
     # --- vector index --------------------------------------------------------------------
     vector_index_kind: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto")
+    vector_save_interval_s: float = Field(30.0, ge=0, description="The index writer saves the vector index at most this often (and at a clean shutdown): a save rewrites the whole file, 6 s at a million HNSW vectors (bench/scale.py), and it used to follow every catch-up, inside the search that triggered it. Changes are searchable from memory at once either way; after a crash those not yet saved are replayed from the change log at start-up. 0 saves at every catch-up.")
     vector_exact_max: int = Field(10_000, description="auto: exact inner-product search up to this many vectors, HNSW beyond. Measured on SciFact (12,350 chunks): HNSW gives the same nDCG@10 and recall@100 as exact, and exact search was the largest single cost of an HTTP search there.")
     hnsw_m: int = Field(32)
     hnsw_ef_construction: int = Field(80)

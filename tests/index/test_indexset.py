@@ -182,6 +182,7 @@ def test_a_failed_keyword_commit_leaves_its_position_and_the_next_catch_up_repla
 
 def test_a_failed_vector_save_is_retried_even_without_new_changes(env, monkeypatch):
     settings, store = env
+    settings.vector_save_interval_s = 0  # every catch-up saves
     _write(store, "a", ["alpha one"])
     ix = _open(settings, store)
     armed = _fail_once(monkeypatch, ix.vectors, "save", RuntimeError("write error: No space left on device"))
@@ -361,3 +362,38 @@ def test_a_new_documents_chunks_are_read_once_per_catch_up(env, monkeypatch):
     ix.catch_up()
     assert len(read) == 3 and len(set(read)) == 3
     ix.close()
+
+
+def test_vector_saves_are_spaced_out_and_a_clean_close_saves(env, monkeypatch):
+    """A save rewrites the whole vector file, so catch-ups save at most every
+    ``vector_save_interval_s``; what they applied meanwhile is searchable from memory, is not
+    reported as a problem, and a crash replays it from the change log."""
+    settings, store = env
+    _write(store, "a", ["alpha one"])
+    ix = _open(settings, store)
+    saves: list[int] = []
+    original = ix.vectors.save
+    monkeypatch.setattr(ix.vectors, "save", lambda directory, position: (saves.append(position), original(directory, position=position)))
+    _write(store, "b", ["beta two"])
+    ix.catch_up()
+    lag = ix.lag()
+    assert saves == [] and lag.vectors_position == lag.database_position > lag.vectors_saved_position
+    assert lag.problems() == [] and ix.vectors.live_count == 2
+    # A crash now (no close): the next writer replays the unsaved change from the log.
+    ix.lock.release()
+    crashed = _open(settings, store)
+    assert crashed.vectors.live_count == 2 and crashed.verify()["consistent"]
+    crashed.close()
+    # Past the interval the next catch-up saves; a clean close saves what is left.
+    again = _open(settings, store)
+    monkeypatch.setattr(again, "_vectors_saved_at", again._vectors_saved_at - settings.vector_save_interval_s)
+    _write(store, "c", ["gamma three"])
+    again.catch_up()
+    assert again.lag().vectors_saved_position == again.lag().database_position
+    _write(store, "d", ["delta four"])
+    again.catch_up()
+    assert again.lag().vectors_saved_position < again.lag().database_position
+    again.close()
+    reopened = _open(settings, store)
+    assert reopened.lag().vectors_saved_position == reopened.lag().database_position == reopened.vectors.position
+    reopened.close()

@@ -56,7 +56,8 @@ def served(tmp_path, hash_embedder):
     docs.mkdir()
     for n in range(12):
         _write_doc(docs, n)
-    settings = _settings(tmp_path / "data")
+    # Every catch-up saves the vectors, so a commit can race the copy of either index.
+    settings = _settings(tmp_path / "data", vector_save_interval_s=0)
     groundwork = _open(settings, hash_embedder)
     groundwork.ingest([docs], progress=False)
     groundwork.refresh_indexes()
