@@ -480,7 +480,7 @@ class TantivyKeywordIndex:
         """
         acl = self._group_filters.get(groups)
         if acl is None:
-            terms = [PUBLIC, *(GROUP_PREFIX + group for group in sorted(groups))]
+            terms = sorted({PUBLIC, *group_terms(groups)})  # what the caller's groups see, and the public
             acl = Query.const_score_query(Query.term_set_query(self._schema, GROUPS, terms), 0.0)
             if len(self._group_filters) >= 256:
                 self._group_filters = {}

@@ -124,11 +124,18 @@ def keyword_text(title: str | None, heading_path: Sequence[str], context: str, t
     return "\n".join(p for p in (chunk_location(title, document_context, heading_path), context, text) if p)
 
 
+def _index_rows_select():
+    """What ``iter_chunks_for_index`` and ``index_rows`` read, before their own filter."""
+    return (select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding,
+                   Document.context, Document.groups)
+            .join(Document, Document.id == Chunk.document_id))
+
 
 def _index_row(r) -> tuple:
-    """(chunk_id, document_id, keyword text, embedding blob, document groups) from the row
-    ``iter_chunks_for_index`` and ``index_rows`` select."""
+    """(chunk_id, document_id, keyword text, embedding blob, document groups) from a row of
+    ``_index_rows_select``."""
     return (r[0], r[1], keyword_text(r[2], r[3] or [], r[4], r[5], r[7]), r[6], tuple(r[8] or ()))
+
 
 class Store:
     """Documents, chunks, collections and the change log; the other tables each have their own
@@ -546,14 +553,7 @@ class Store:
         last = 0
         while True:
             with Session(self.engine) as session:
-                rows = session.execute(
-                    select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding,
-                           Document.context, Document.groups)
-                    .join(Document, Document.id == Chunk.document_id)
-                    .where(Chunk.id > last)
-                    .order_by(Chunk.id)
-                    .limit(batch)
-                ).all()
+                rows = session.execute(_index_rows_select().where(Chunk.id > last).order_by(Chunk.id).limit(batch)).all()
             if not rows:
                 return
             yield [_index_row(r) for r in rows]
@@ -565,12 +565,7 @@ class Store:
         with Session(self.engine) as session:
             ids = [int(i) for i in chunk_ids]
             for start in range(0, len(ids), 900):
-                rows = session.execute(
-                    select(Chunk.id, Chunk.document_id, Document.title, Chunk.heading_path, Chunk.context, Chunk.text, Chunk.embedding,
-                           Document.context, Document.groups)
-                    .join(Document, Document.id == Chunk.document_id)
-                    .where(Chunk.id.in_(ids[start : start + 900]))
-                ).all()
+                rows = session.execute(_index_rows_select().where(Chunk.id.in_(ids[start : start + 900]))).all()
                 out.extend(_index_row(r) for r in rows)
         return out
 

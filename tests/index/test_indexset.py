@@ -315,26 +315,14 @@ def test_a_new_title_reaches_the_keyword_text_at_the_next_catch_up(env):
     ix.close()
 
 
-def test_a_keyword_index_from_before_group_terms_is_rebuilt_at_open(env, monkeypatch):
+def test_a_keyword_index_from_before_group_terms_is_rebuilt_at_open(env, monkeypatch, keyword_format_before_groups):
     import index.keyword_tantivy as keyword_tantivy
 
     settings, store = env
     for n in range(70):
         _write(store, f"a{n}", ["alpha"], groups=("eng",))
     original_schema = keyword_tantivy._schema
-
-    def without_groups(analyzer):
-        import tantivy
-        builder = tantivy.SchemaBuilder()
-        builder.add_unsigned_field(keyword_tantivy.CHUNK_ID, indexed=True, fast=True)
-        builder.add_unsigned_field(keyword_tantivy.DOCUMENT_ID, indexed=True, fast=True)
-        builder.add_text_field(keyword_tantivy.TEXT, stored=False, tokenizer_name=keyword_tantivy._tokenizer_name(analyzer), index_option="freq")
-        return builder.build()
-
-    with monkeypatch.context() as patched:
-        patched.setattr(keyword_tantivy, "_schema", without_groups)
-        patched.setattr(keyword_tantivy, "_has_group_terms", lambda _schema: True)
-        patched.setattr(keyword_tantivy, "group_terms", lambda _groups: [])
+    with keyword_format_before_groups():
         _open(settings, store).close()
     assert keyword_tantivy._schema is original_schema
     ix = _open(settings, store)

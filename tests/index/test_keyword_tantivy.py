@@ -259,22 +259,10 @@ def test_stale_group_terms_can_cost_results_but_never_leak_one(tmp_path):
         index.close()
 
 
-def test_an_index_written_before_group_terms_is_refused_as_a_mismatch(tmp_path, monkeypatch):
+def test_an_index_written_before_group_terms_is_refused_as_a_mismatch(tmp_path, keyword_format_before_groups):
     """Its chunks carry no groups, so the group filter would find none of them: the index set
     rebuilds such an index from the database (tests/index/test_indexset.py)."""
-    import tantivy
-
-    def old_schema(analyzer):
-        builder = tantivy.SchemaBuilder()
-        builder.add_unsigned_field(keyword_tantivy.CHUNK_ID, indexed=True, fast=True)
-        builder.add_unsigned_field(keyword_tantivy.DOCUMENT_ID, indexed=True, fast=True)
-        builder.add_text_field(keyword_tantivy.TEXT, stored=False, tokenizer_name=keyword_tantivy._tokenizer_name(analyzer), index_option="freq")
-        return builder.build()
-
-    with monkeypatch.context() as patched:
-        patched.setattr(keyword_tantivy, "_schema", old_schema)
-        patched.setattr(keyword_tantivy, "_has_group_terms", lambda _schema: True)
-        patched.setattr(keyword_tantivy, "group_terms", lambda _groups: [])
+    with keyword_format_before_groups():
         old = TantivyKeywordIndex(tmp_path / "kw")
         old.upsert([KeywordDoc(1, 1, "alpha")])
         old.commit(1)
