@@ -521,6 +521,19 @@ class Store:
                 )
         return out
 
+    def chunk_labels(self, chunk_ids: Sequence[int], head_chars: int) -> dict[int, tuple[list[str], str, str, str]]:
+        """(heading path, context, kind, the first ``head_chars`` of the text) of each chunk:
+        what names a passage's place (``service.query.sections``), without its whole text."""
+        out: dict[int, tuple[list[str], str, str, str]] = {}
+        ids = list(dict.fromkeys(int(i) for i in chunk_ids))
+        with self.engine.connect() as connection:
+            for start in range(0, len(ids), 900):
+                statement = select(Chunk.id, Chunk.heading_path, Chunk.context, Chunk.kind,
+                                   func.substr(Chunk.text, 1, head_chars)).where(Chunk.id.in_(ids[start : start + 900]))
+                for r in connection.execute(statement):
+                    out[r[0]] = (_json_list(r[1]), r[2] or "", r[3], r[4] or "")
+        return out
+
     def chunk_neighbours(self, document_id: int, first: int, last: int) -> list[tuple[int, int, str, str, str, list[int]]]:
         """(id, ordinal, kind, context, text, pages) of a document's chunks with ordinals in
         ``[first, last]``, in order: what a table window reads around a hit."""

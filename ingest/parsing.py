@@ -136,6 +136,10 @@ _FORMATTED_FIGURE = re.compile(
 )
 _SECTION_NUMBER = re.compile(r"^\s*\d+(\.\d+)+\.?\s")
 _FIGURE_TOKEN = re.compile(r"^[($€£¥\-–—]*\d[\d,.]*[)%]*$")
+# A signature line ("/s/ Ernst & Young LLP") closes a report; it heads nothing after it.
+_SIGNATURE = re.compile(r"^\s*/s/", re.IGNORECASE)
+# Words before a closing full stop that make a line a sentence, not a title ("Item 7." is a title).
+_SENTENCE_MIN_WORDS = 5
 
 
 def looks_like_heading(text: str) -> bool:
@@ -146,10 +150,18 @@ def looks_like_heading(text: str) -> bool:
     "$ 81,797"), that holds a formatted figure ("($ in millions, except per share data)
     7,192", "Revenue 12.5%"), that holds two figures or more, or that is wholly in
     parentheses (a unit line such as "(In thousands)") stays text. Plain numbers in titles
-    ("Note 12", "Chapter 3", "Fiscal 2023 Highlights") are fine.
+    ("Note 12", "Chapter 3", "Fiscal 2023 Highlights") are fine. A signature ("/s/ ...") and a
+    sentence of five words or more ending in a full stop ("See accompanying notes to the
+    financial statements.") are not titles either: taken for headings, they named every
+    passage up to the next real one.
     """
     visible = [c for c in text if not c.isspace()]
     if not visible:
+        return False
+    stripped = text.strip()
+    if _SIGNATURE.match(stripped):
+        return False
+    if stripped.endswith(".") and not stripped.endswith("..") and len(stripped.split()) >= _SENTENCE_MIN_WORDS:
         return False
     if sum(c.isalpha() for c in visible) < 0.5 * len(visible):
         return False

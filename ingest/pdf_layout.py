@@ -96,6 +96,7 @@ class PageTable:
     top: float
     bottom: float
     lines: set[int]
+    columns: tuple[tuple[float, float], ...] = ()  # value columns' x-intervals (aligned tables)
 
 
 # --- cells and rows ----------------------------------------------------------------------------
@@ -265,10 +266,25 @@ def find_tables(lines: Sequence[Line], page_height: float | None = None, rules: 
         caption = _caption_rows(rows, first, taken_until, max_gap, lines, table_lines, ceiling)
         table = _build(rows, caption, header, body, value_x0, line_height)
         if table is not None:
+            if not header and not caption and tables:
+                _continue_head(table, tables[-1], line_height)
             tables.append(table)
         taken_until = body[-1] + 1
         k = body[-1] + 1
     return sorted(ruled + tables, key=lambda table: table.top)
+
+
+def _continue_head(table: PageTable, before: PageTable, line_height: float) -> None:
+    """A table with neither caption nor header that sits under another whose value columns it
+    shares is that table's continuation, set apart by a wider gap ("Liabilities and equity"
+    below "Total assets"): it takes the caption and column names, or its figures name nothing."""
+    if not before.columns or len(before.columns) != len(table.columns):
+        return
+    if any(abs((a0 + a1) / 2 - (b0 + b1) / 2) > 2 * line_height for (a0, a1), (b0, b1) in zip(before.columns, table.columns)):
+        return
+    table.table.caption = list(before.table.caption)
+    table.table.stub_header = table.table.stub_header or before.table.stub_header
+    table.table.headers = list(before.table.headers)
 
 
 def _lead_rows(rows: list[Row], first_body: int, floor: int, value_x0: float, line_height: float, max_gap: float) -> list[int]:
@@ -334,7 +350,11 @@ def _caption_rows(
         if below_top - row.bottom > max_gap or len(row.cells) > 2:
             break
         text = " ".join(cell.text for cell in row.cells)  # "Table 2-1   FUNCTION_USAGE view"
-        if any(cell.amount for cell in row.cells) or len(text) > CAPTION_MAX_CHARS or row.bottom <= ceiling:
+        if any(cell.amount for cell in row.cells) or len(text) > CAPTION_MAX_CHARS:
+            break
+        # The top band holds running heads, but a title whose first line starts there (the
+        # company's name over "CONSOLIDATED BALANCE SHEETS") is one text box with the line below.
+        if row.bottom <= ceiling and not (caption and _same_box(row, rows[caption[0]], lines)):
             break
         caption.insert(0, k)
         if text.endswith(":"):
@@ -342,6 +362,10 @@ def _caption_rows(
         below_top = row.top
         k -= 1
     return _whole_boxes_only(caption, rows, lines, table_lines, nearest_last=True)
+
+
+def _same_box(row: Row, other: Row, lines: Sequence[Line]) -> bool:
+    return bool({lines[i].box for i in row.lines} & {lines[i].box for i in other.lines})
 
 
 def _whole_boxes_only(
@@ -473,7 +497,8 @@ def _build(
         headers=[" ".join(parts) for parts in headers],
         rows=table_rows,
     )
-    return PageTable(table, rows[taken[0]].top, rows[body[-1]].bottom, {line for t in taken for line in rows[t].lines})
+    return PageTable(table, rows[taken[0]].top, rows[body[-1]].bottom, {line for t in taken for line in rows[t].lines},
+                     tuple(columns))
 
 
 # --- ruled tables ----------------------------------------------------------------------------------

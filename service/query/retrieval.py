@@ -24,7 +24,7 @@ from service.query.fusion import (
     weighted_contributions,
     weighted_score_fusion,
 )
-from service.query import synonyms
+from service.query import sections, synonyms
 from service.query.ranking import DocumentAwareness, adjustments
 from service.query.types import Hit, Mode, Principal, SearchFilters
 from service.query.windows import Neighbour, table_window
@@ -37,6 +37,8 @@ Candidates = list[tuple[int, float]]
 # rarely under a few hundred characters, so a window of table_window_chars never needs more.
 _WINDOW_MIN_PIECE_CHARS = 250
 _WINDOW_MAX_REACH = 24
+# Chunks whose section labels are remembered (a few dozen bytes each).
+_SECTION_CACHE_CHUNKS = 200_000
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class Retriever:
         self.indexes = indexes
         self.catalog = catalog
         synonyms.load(settings.query_synonyms)  # a bad setting fails here, at start-up
+        sections.load(settings.section_names)
+        # chunk id -> the section groups its label names. A chunk's label never changes (a
+        # changed document gets new chunk ids), so entries stay true until evicted.
+        self._chunk_sections: dict[int, frozenset[int]] = {}
 
     def expansion(self, text: str) -> str:
         """Words the keyword index adds to the question: its synonym groups' other phrasings."""
@@ -136,7 +142,8 @@ class Retriever:
         if mode == "hybrid":
             weights = (settings.fusion_dense_weight, settings.fusion_keyword_weight)
             awareness = self.awareness
-            if awareness.active:
+            asked_sections = self.sections_named(text)
+            if awareness.active or asked_sections:
                 # Adjustments can lift a candidate from below the cut, so they see every
                 # candidate: as arrays, since with named-document candidates there are thousands.
                 votes = (weighted_contributions(weights) if settings.fusion == "weighted"
@@ -144,7 +151,14 @@ class Retriever:
                 arrays = fused_arrays([dense, lexical], votes)
                 documents, shared = self.catalog.chunk_facts(arrays.ids)
                 scores = named if named is not None else self.named_documents(text, allowed)
-                fused = arrays.head(adjustments(documents, shared, scores, awareness), depth)
+                extra = adjustments(documents, shared, scores, awareness)
+                if asked_sections:
+                    # A question naming documents wants their statement, not another company's,
+                    # and the best-named document's most: the boost is scaled by its document's score.
+                    weights = (np.fromiter((scores.get(int(d), 0.0) for d in documents), dtype=np.float64, count=len(documents))
+                               if scores else None)
+                    extra += self.section_adjustments(arrays.ids, arrays.scores + extra, asked_sections, weights)
+                fused = arrays.head(extra, depth)
             elif settings.fusion == "weighted":
                 fused = weighted_score_fusion([dense, lexical], weights=weights, limit=depth)
             else:
@@ -153,6 +167,44 @@ class Retriever:
         if mode == "dense":
             return [(cid, s, (r, None), (s, None)) for r, (cid, s) in enumerate(dense[:depth], 1)]
         return [(cid, s, (None, r), (None, s)) for r, (cid, s) in enumerate(lexical[:depth], 1)]
+
+    def sections_named(self, text: str) -> frozenset[int]:
+        """The section groups the question names ("based on the balance sheet"); empty when the
+        section boost is off or it names none."""
+        if self.settings.section_boost <= 0 or not text:
+            return frozenset()
+        names = sections.load(self.settings.section_names)
+        return names.named_by(text) if names is not None else frozenset()
+
+    def section_adjustments(self, ids: np.ndarray, scores: np.ndarray, asked: frozenset[int],
+                            weights: np.ndarray | None = None) -> np.ndarray:
+        """``section_boost`` for each of the best ``section_candidates`` candidates whose label
+        names a section the question names, 0 for the rest (``service.query.sections``). With
+        ``weights`` (the named documents' scores, in (0, 1]), only candidates of weight above 0
+        compete, and each gains the boost times its weight.
+
+        Labels are read for those candidates only, and remembered per chunk, so a question that
+        names no section costs nothing and one that does reads a few hundred short rows once."""
+        settings = self.settings
+        out = np.zeros(len(ids), dtype=np.float64)
+        names = sections.load(settings.section_names)
+        if names is None or not len(ids):
+            return out
+        order = np.argsort(-scores, kind="stable")
+        if weights is not None:
+            order = order[weights[order] > 0]
+        best = order[: settings.section_candidates]
+        known = self._chunk_sections
+        missing = [int(ids[j]) for j in best if int(ids[j]) not in known]
+        if missing:
+            if len(known) + len(missing) > _SECTION_CACHE_CHUNKS:
+                known.clear()
+            for cid, (heading_path, context, kind, head) in self.store.chunk_labels(missing, sections.LABEL_CHARS).items():
+                known[cid] = names.labelled(sections.label_text(heading_path, context, kind, head))
+        for j in best:
+            if known.get(int(ids[j]), frozenset()) & asked:
+                out[j] = settings.section_boost * (weights[j] if weights is not None else 1.0)
+        return out
 
     @property
     def awareness(self) -> DocumentAwareness:

@@ -58,7 +58,7 @@ class SynonymGroups:
         present = set(asked)
         added: dict[str, None] = {}
         for group in self.groups:
-            if any(_contains(asked, phrase) for phrase in group):
+            if any(contains_phrase(asked, phrase) for phrase in group):
                 for phrase in group:
                     for word in phrase:
                         if word not in present:
@@ -66,7 +66,8 @@ class SynonymGroups:
         return " ".join(added)
 
 
-def _contains(haystack: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+def contains_phrase(haystack: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    """Whether the words of ``phrase`` occur in ``haystack`` one after another."""
     n = len(phrase)
     if n == 1:
         return phrase[0] in haystack

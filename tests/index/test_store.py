@@ -172,3 +172,17 @@ def test_chunk_neighbours_and_kind_read_a_documents_chunks_in_order(store):
     assert store.chunk_neighbours(document_id, -5, 0)[0][1] == 0 and store.chunk_neighbours(document_id + 99, 0, 9) == []
     records = store.chunk_records([r[0] for r in rows])
     assert [records[r[0]].kind for r in rows] == ["table"] * 3
+
+
+def test_chunk_labels_read_headings_context_kind_and_the_head_of_the_text(store):
+    """What the section boost reads for its candidates (service/query/sections.py), on both
+    databases: the text cut to the head it asks for."""
+    write = _write("s.txt", ["CONSOLIDATED BALANCE SHEETS\n| 2023\nCash | 2023: 5", "Liabilities | 2023: 7"])
+    write.chunks = [NewChunk(0, write.chunks[0].text, 5, 0, 10, [1], ["Item 8"], "table", ""),
+                    NewChunk(1, write.chunks[1].text, 3, 10, 20, [1], ["Item 8"], "table", "CONSOLIDATED BALANCE SHEETS\n| 2023")]
+    document_id, _ = store.put_document(write)
+    first, second = sorted(store.chunk_ids_of_documents([document_id]))
+    labels = store.chunk_labels([second, first, second, 10**9], 12)
+    assert labels == {first: (["Item 8"], "", "table", "CONSOLIDATED"),
+                      second: (["Item 8"], "CONSOLIDATED BALANCE SHEETS\n| 2023", "table", "Liabilities ")}
+    assert store.chunk_labels([], 12) == {}

@@ -230,6 +230,53 @@ def test_label_wrapped_over_two_lines_joins_its_values() -> None:
     assert [(r.label, r.values) for r in rows][-1] == ("Proceeds from sales of property and equipment", ["10", "12"])
 
 
+def test_a_title_box_that_starts_in_the_running_head_band_is_the_caption() -> None:
+    """The company name over the statement's title sits in the page's top band, one text box
+    with the title: the whole box is the caption, not a running head (regression: the statement
+    lost its caption and every piece of it its name)."""
+    lines = [
+        line(0, 20, (50, "Table of Contents")),
+        line(1, 40, (200, "ACME INC. AND SUBSIDIARIES")),
+        line(1, 52, (200, "CONSOLIDATED BALANCE SHEETS")),
+        line(2, 70, (330, "2023"), (430, "2022")),
+        line(3, 84, (50, "Cash"), (330, "5"), (430, "6")),
+        line(3, 96, (50, "Inventories"), (330, "10"), (430, "12")),
+    ]
+    (table,) = find_tables(lines, page_height=792)
+    assert table.table.caption == ["ACME INC. AND SUBSIDIARIES", "CONSOLIDATED BALANCE SHEETS"]
+    assert table.table.headers == ["2023", "2022"]
+
+
+def test_a_headerless_table_under_a_table_with_its_columns_continues_it() -> None:
+    """Liabilities printed under assets after a wide gap: the second part has no header of its
+    own, so it takes the first part's caption and column names (regression: its figures named
+    no period)."""
+    lines = [
+        line(0, 100, (200, "CONSOLIDATED BALANCE SHEETS")),
+        line(1, 114, (330, "2023"), (430, "2022")),
+        line(2, 128, (50, "Cash"), (330, "5"), (430, "6")),
+        line(2, 140, (50, "Total assets"), (330, "10"), (430, "12")),
+        line(3, 180, (50, "Accounts payable"), (330, "3"), (430, "4")),
+        line(3, 192, (50, "Total liabilities"), (330, "7"), (430, "8")),
+    ]
+    first, second = find_tables(lines, page_height=792)
+    assert second.table.caption == first.table.caption == ["CONSOLIDATED BALANCE SHEETS"]
+    assert second.table.headers == ["2023", "2022"]
+    assert render_table(second.table)[0].split("\n")[-1] == "Total liabilities | 2023: 7 | 2022: 8"
+
+
+def test_a_headerless_table_with_other_columns_takes_nothing() -> None:
+    lines = [
+        line(1, 114, (330, "2023"), (430, "2022")),
+        line(2, 128, (50, "Cash"), (330, "5"), (430, "6")),
+        line(2, 140, (50, "Total assets"), (330, "10"), (430, "12")),
+        line(3, 180, (50, "Shares"), (250, "3"), (330, "4"), (480, "9")),
+        line(3, 192, (50, "Options"), (250, "7"), (330, "8"), (480, "9")),
+    ]
+    first, second = find_tables(lines, page_height=792)
+    assert first.table.headers == ["2023", "2022"] and not any(second.table.headers) and second.table.caption == []
+
+
 def test_prose_and_footnotes_are_not_tables() -> None:
     lines = [
         line(0, 100, (50, "In 2023 revenue grew 12% to 1,234 million, driven by volume.")),
@@ -290,14 +337,16 @@ def test_years_and_words_are_not_amounts(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["($ in millions, except per share data) 7,192", "2023 2022", "$ 81,797", "Total net sales 35,383 20,205",
-     "(In thousands)", "Revenue 12.5%", "(1,577)"],
+     "(In thousands)", "Revenue 12.5%", "(1,577)", "/s/ Ernst & Young LLP",
+     "See accompanying notes to consolidated financial statements."],
 )
 def test_figures_and_table_rows_are_not_headings(text: str) -> None:
     assert not looks_like_heading(text)
 
 
 @pytest.mark.parametrize(
-    "text", ["Results of Operations", "Note 12", "Chapter 3", "1.2 Overview", "Fiscal 2023 Highlights", "Item 7. Management's Discussion"]
+    "text", ["Results of Operations", "Note 12", "Chapter 3", "1.2 Overview", "Fiscal 2023 Highlights", "Item 7. Management's Discussion",
+             "Item 1. Business.", "Risk Factors"]
 )
 def test_titles_with_plain_numbers_stay_headings(text: str) -> None:
     assert looks_like_heading(text)
