@@ -143,6 +143,7 @@ def run(args) -> dict:
                 try:
                     for key, value in overrides.items():
                         setattr(gw.settings, key, value)
+                    _rebuild_generators(gw)  # a generator reads its settings when it is built
                     outcomes = []
                     search_ms: list[float] = []
                     for question in questions:
@@ -161,6 +162,7 @@ def run(args) -> dict:
                 finally:
                     for key, value in saved.items():
                         setattr(gw.settings, key, value)
+                    _rebuild_generators(gw)
                 scores = [qa.score(q, o) for q, o in zip(questions, outcomes)]
                 overall = qa.summarise(questions, scores)["overall"]
                 report[variant] = {
@@ -177,6 +179,14 @@ def run(args) -> dict:
         return report
     finally:
         gw.close()
+
+
+def _rebuild_generators(gw) -> None:
+    """Forget the engine's generators, so the next answer builds them from the settings as
+    they are now (the engine builds each once, on first use)."""
+    if hasattr(gw, "_generator"):
+        gw._generator = None
+    gw.__dict__.pop("extractive_generator", None)
 
 
 def main() -> None:

@@ -135,6 +135,7 @@ class Settings(BaseSettings):
     answer_max_sentences: int = 4
     answer_min_support: float = Field(0.35, description="A sentence must support the question at least this much to be cited.")
     context_chunks: int = Field(6, description="Top passages given to the generator.")
+    answer_synonyms: str = Field("business", description="Extractive answers: a sentence that says a phrase of the question in a synonym group's other words (\"Purchases of property and equipment\" for \"capex\", \"cost of revenue\" for \"COGS\") supports it as if it used the question's words. \"business\" (service/query/synonyms_business.txt), \"off\", or a path (the query_synonyms format). Measured with bench/qa_ranking.py --answers on FinanceBench (README, Real documents).")
     table_window_chars: int = Field(3000, ge=0, description="A hit that is one piece of a table split across chunks is served with a window: its neighbouring pieces of the same table, grown around it (towards the caption first) up to this many characters, given to the generator and returned as the result's `window`; later hits the window holds are dropped (service/query/windows.py). 0 turns windows off. Measured with bench/qa_ranking.py on FinanceBench (README, Real documents): evidence figures in the top 5 rose from 0.23 to 0.41 at 3,000, about the text a 1,000-character-chunk pipeline returns in its top 5.")
 
     # --- service -------------------------------------------------------------------------

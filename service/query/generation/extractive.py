@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from service.query.citations import (
     strip_markers,
     words,
 )
+from service.query import synonyms
 from service.query.generation.base import refusal_answer
 from service.query.injection import addresses_the_system, lead_in, source_note
 from service.query.types import Answer, Hit
@@ -118,6 +119,31 @@ def names_row(question_terms: set[str], text: str) -> bool:
     return any(years & set(content_terms(header)) for header in headers)
 
 
+def synonym_credit(question: str, groups: synonyms.SynonymGroups | None) -> list[tuple[frozenset[str], tuple[tuple[str, ...], ...]]]:
+    """For each synonym group a phrase of ``question`` belongs to: that phrase's content terms,
+    and the group's phrases. A sentence holding one of the phrases says the question's phrase
+    in its own words ("Purchases of property and equipment | 2018: (1,577)" for "capital
+    expenditure"), and is credited with its terms."""
+    if groups is None:
+        return []
+    asked = synonyms.words(question)
+    credit = []
+    for group in groups.groups:
+        said = [phrase for phrase in group if synonyms.contains_phrase(asked, phrase)]
+        if said:
+            terms = frozenset(term for phrase in said for term in content_terms(" ".join(phrase)))
+            credit.append((terms, group))
+    return credit
+
+
+def with_synonym_credit(sentence: ContextSentence, credit: Sequence[tuple[frozenset[str], tuple[tuple[str, ...], ...]]]) -> ContextSentence:
+    if not credit:
+        return sentence
+    held = synonyms.words(sentence.text)
+    extra = frozenset().union(*(terms for terms, group in credit if any(synonyms.contains_phrase(held, p) for p in group)))
+    return replace(sentence, terms=sentence.terms | extra) if extra - sentence.terms else sentence
+
+
 def owners(question: str) -> set[str]:
     """The terms of the names a question asks about by possessive: "Zenith's total assets"."""
     return {term for name in _POSSESSIVE.findall(question) for term in content_terms(name)}
@@ -159,11 +185,13 @@ class ExtractiveGenerator:
         min_support: float = 0.35,
         context_chunks: int = 6,
         embed: Embed | None = None,
+        synonym_groups: synonyms.SynonymGroups | None = None,
     ):
         self.max_sentences = max_sentences
         self.min_support = min_support
         self.context_chunks = context_chunks
         self.embed = embed
+        self.synonym_groups = synonym_groups
 
     @classmethod
     def from_settings(cls, settings: Settings, embed: Embed | None = None) -> ExtractiveGenerator:
@@ -172,6 +200,7 @@ class ExtractiveGenerator:
             min_support=settings.answer_min_support,
             context_chunks=settings.context_chunks,
             embed=embed,
+            synonym_groups=synonyms.load(settings.answer_synonyms),
         )
 
     def score(self, question: str, passages: Sequence[Hit]) -> tuple[list[ScoredSentence], list[str]]:
@@ -193,8 +222,9 @@ class ExtractiveGenerator:
         def someone_elses_row(s: ContextSentence) -> bool:
             return bool(owned_by) and TABLE_CELL_SEPARATOR in s.text and not owned_by <= s.terms | context.heading_terms[s.passage]
 
+        credit = synonym_credit(question, self.synonym_groups)
         candidates = [
-            s for s in context.sentences
+            with_synonym_credit(s, credit) for s in context.sentences
             if s not in addressed and _is_candidate(s, question_terms, headings[s.passage]) and not someone_elses_row(s)
         ]
         lexical = np.array([context.support(question_terms, s) for s in candidates], dtype=np.float64)

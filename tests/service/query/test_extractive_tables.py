@@ -125,3 +125,25 @@ def test_cell_separators_and_currency_signs_are_not_code():
 
     assert _shape_factor("TOTAL ASSETS | August 29, 2021: $59,268 | August 30, 2020: $55,556") == 1.0
     assert _shape_factor("export PATH=$HOME/bin:$PATH; cd /opt/app") == 0.5
+
+
+CASH_FLOWS = (
+    "CONSOLIDATED STATEMENTS OF CASH FLOWS (In millions)\n"
+    " | 2018 | 2017\n"
+    "Net income | 2018: 5,363 | 2017: 4,869\n"
+    "Purchases of property, plant and equipment (PP&E) | 2018: (1,577) | 2017: (1,373)\n"
+    "Proceeds from sale of businesses | 2018: 846 | 2017: 1,065\n"
+)
+
+
+def test_a_row_that_says_the_question_in_other_words_answers_it():
+    """"Capital expenditure" is what the statement calls "Purchases of property, plant and
+    equipment": with the business synonym groups the row answers; without them it is refused."""
+    from service.query import synonyms
+
+    hits = [Hit(chunk_id=1, document_id=1, score=1.0, text=CASH_FLOWS, source="3m.pdf", title=None, pages=[60],
+                heading_path=["Cash flows"], collection="default")]
+    question = "What is the FY2018 capital expenditure amount?"
+    answer = ExtractiveGenerator(synonym_groups=synonyms.load("business")).answer(question, hits)
+    assert answer.grounded and "(1,577)" in answer.text.split(" [")[0]
+    assert "1,577" not in ExtractiveGenerator().answer(question, hits).text
