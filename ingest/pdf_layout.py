@@ -33,6 +33,9 @@ ROW_GAP_LINES = 2.2
 # top band of the page, where running heads ("Table of Contents") sit.
 MAX_HEADER_ROWS = 6
 MAX_CAPTION_ROWS = 4
+# The gap between a table and its title may be this many times the widest gap between rows
+# (a filing's "(in millions)" line sits 2.4 line heights above "Year Ended December 31,").
+CAPTION_GAP_SHARE = 1.5
 RUNNING_HEAD_BAND = 0.07
 CAPTION_MAX_CHARS = 160
 MIN_DATA_ROWS = 2
@@ -347,7 +350,8 @@ def _caption_rows(
     below_top = table_top if table_top is not None else rows[first].top
     while k >= floor and len(caption) < MAX_CAPTION_ROWS:
         row = rows[k]
-        if below_top - row.bottom > max_gap or len(row.cells) > 2:
+        # A title stands further off its table than rows stand from each other.
+        if below_top - row.bottom > (max_gap if caption else CAPTION_GAP_SHARE * max_gap) or len(row.cells) > 2:
             break
         text = " ".join(cell.text for cell in row.cells)  # "Table 2-1   FUNCTION_USAGE view"
         if any(cell.amount for cell in row.cells) or len(text) > CAPTION_MAX_CHARS:

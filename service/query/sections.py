@@ -78,9 +78,10 @@ class SectionNames:
                          if any(contains_phrase(asked, p) for p in (*group, *more)))
 
     def labelled(self, label: str) -> frozenset[int]:
-        """The groups a phrase of ``label`` (``label_text``) belongs to."""
-        held = folded(words(label))
-        return frozenset(g for g, group in enumerate(self.groups) if any(contains_phrase(held, p) for p in group))
+        """The groups a phrase of ``label`` (``label_text``) belongs to. Spaces do not count
+        here: a PDF's letter-spaced title reads "Consolidated Balance Shee t"."""
+        held = "".join(folded(words(label)))
+        return frozenset(g for g, group in enumerate(self.groups) if any("".join(p) in held for p in group))
 
 
 def label_text(heading_path: Sequence[str], context: str, kind: str, text: str) -> str:

@@ -247,6 +247,20 @@ def test_a_title_box_that_starts_in_the_running_head_band_is_the_caption() -> No
     assert table.table.headers == ["2023", "2022"]
 
 
+def test_a_title_set_further_above_its_table_than_rows_are_apart_is_the_caption() -> None:
+    """A filing's "(in millions)" line sits about 2.4 line heights above the period header, more
+    than rows ever stand apart (regression: the statement lost its caption)."""
+    lines = [
+        line(0, 100, (200, "CONSOLIDATED STATEMENTS OF OPERATIONS")),
+        line(0, 110, (200, "(in millions)")),
+        line(1, 144, (330, "2019"), (430, "2018")),
+        line(2, 158, (50, "Net sales"), (330, "5"), (430, "6")),
+        line(2, 170, (50, "Net income"), (330, "10"), (430, "12")),
+    ]
+    (table,) = find_tables(lines, page_height=792)
+    assert table.table.caption == ["CONSOLIDATED STATEMENTS OF OPERATIONS", "(in millions)"]
+
+
 def test_a_headerless_table_under_a_table_with_its_columns_continues_it() -> None:
     """Liabilities printed under assets after a wide gap: the second part has no header of its
     own, so it takes the first part's caption and column names (regression: its figures named

@@ -26,6 +26,7 @@ def test_a_question_names_a_section_by_any_phrase_of_its_group_plurals_folded():
     assert NAMES.labelled("ITEM 8\nCONSOLIDATED STATEMENTS OF OPERATIONS\n(In millions)") == {0}
     assert NAMES.labelled("INCOME STATEMENTS") == {0}
     assert NAMES.labelled("CONSOLIDATED BALANCE SHEETS") == {1}
+    assert NAMES.labelled("3M Company\nConsolidated Balance Shee t\nAt December 31") == {1}, "letter-spaced title"
     assert NAMES.named_by("What was revenue in 2022?") == frozenset()
 
 
