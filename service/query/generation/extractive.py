@@ -59,6 +59,20 @@ _TABLE_AND_CURRENCY = re.compile(r" \| |\$(?=[\d(])")
 NAMED_ROW_BOOST = 1.25  # a supported table row whose label the question names, in a period it names
 _POSSESSIVE = re.compile(r"([^\W_][\w&.-]*)['\u2019]s\b")
 _LEAD_IN_MIN_WORDS = 3  # "Please answer the following question: what is ...?" asks after the colon
+# "Based on the balance sheet, what is ...?": a phrase that frames where to look (by its first
+# word, and naming a source: statement, data, report ...), then the question after a comma. Not
+# "When did ..., what ...?", whose second word makes it a question, and never a phrase with a
+# figure or year in it ("In 2021, what were sales?" asks about 2021).
+# "(in USD millions)", "(in percent)": the unit the answer should take, not what it is about.
+_UNITS_ASIDE = re.compile(r"\s*\((?:in|as)\s+(?:units\s+of\s+)?(?:usd\s+|us\$\s*|\$\s*)?"
+                          r"(?:millions?|billions?|thousands?|percents?|percentage|%|usd)\s*\)", re.IGNORECASE)
+_FRAMING = re.compile(
+    r"^\s*(?:by|based|using|considering|in|according|when|with|from|taking|given|looking|referring|relying|basing|"
+    r"drawing|per|on|assuming)\b(?!\s+(?:did|does|do|is|are|was|were|will|has|have|can|should|would)\b)"
+    r"[^?\d]*?\b(?:statements?|sheets?|information|data|details|reports?|filings?|documents?|tables?|figures|numbers)\b"
+    r"[^?\d]*?,\s+(?=(?:what|how|which|who|whom|whose|where|why|is|are|was|were|did|does|do|has|have)\b)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -85,8 +99,9 @@ def asked_part(question: str) -> str:
 
     Apps and analysts append instructions about the answer's form ("Answer in USD millions.",
     "Give a response to the question by relying on the details shown in the cash flow
-    statement."). They say how to answer, not what; no passage sentence holds their words, so
-    counting them against every sentence refused answers the context held.
+    statement."), or put them before the question ("By drawing conclusions from the income
+    statement, what is ...?"). They say how to answer, not what; no passage sentence holds
+    their words, so counting them against every sentence refused answers the context held.
     """
     asked = []
     for start, end in sentence_spans(question):
@@ -96,7 +111,10 @@ def asked_part(question: str) -> str:
         _, colon, after = sentence.rpartition(": ")
         if colon and len(words(after)) >= _LEAD_IN_MIN_WORDS:
             sentence = after
-        asked.append(sentence)
+        framing = _FRAMING.match(sentence)
+        if framing and len(words(sentence[framing.end():])) >= _LEAD_IN_MIN_WORDS:
+            sentence = sentence[framing.end():]
+        asked.append(_UNITS_ASIDE.sub("", sentence))
     return " ".join(asked) or question
 
 

@@ -105,6 +105,15 @@ def test_asked_part_keeps_the_question_and_drops_instructions_and_lead_ins():
     assert asked_part("We need a metric. Please answer the following question: what is Boeing's net PP&E?") == \
         "what is Boeing's net PP&E?"
     assert asked_part("How much were U.S. sales in 2021?") == "How much were U.S. sales in 2021?"
+    assert asked_part("By drawing conclusions from the income statement, what is Amazon's FY2019 net income (in USD millions)?") == \
+        "what is Amazon's FY2019 net income?"
+    assert asked_part("What was revenue (in percent of 2019)?") == "What was revenue (in percent of 2019)?"
+    assert asked_part("When primarily referencing the balance sheet, what is the quick ratio?") == "what is the quick ratio?"
+    assert asked_part("When did sales peak, and what drove them?") == "When did sales peak, and what drove them?"
+    assert asked_part("In 2021, what were sales?") == "In 2021, what were sales?"
+    assert asked_part("For the US segment, what were sales?") == "For the US segment, what were sales?"
+    assert asked_part("In agreement with the information outlined in the income statement, what is the margin?") == \
+        "what is the margin?"
     assert asked_part("What was revenue for Q3: 2023?") == "What was revenue for Q3: 2023?"
     assert asked_part("List the risks. Be brief.") == "List the risks. Be brief."
 
