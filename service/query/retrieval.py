@@ -67,6 +67,7 @@ class Retriever:
         # chunk id -> the section groups its label names. A chunk's label never changes (a
         # changed document gets new chunk ids), so entries stay true until evicted.
         self._chunk_sections: dict[int, frozenset[int]] = {}
+        self._chunk_sections_of: sections.SectionNames | None = None  # the groups those indices refer to
 
     def expansion(self, text: str) -> str:
         """Words the keyword index adds to the question: its synonym groups' other phrasings."""
@@ -194,6 +195,8 @@ class Retriever:
         if weights is not None:
             order = order[weights[order] > 0]
         best = order[: settings.section_candidates]
+        if self._chunk_sections_of is not names:  # the setting changed: other groups, other indices
+            self._chunk_sections, self._chunk_sections_of = {}, names
         known = self._chunk_sections
         missing = [int(ids[j]) for j in best if int(ids[j]) not in known]
         if missing:

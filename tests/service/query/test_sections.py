@@ -117,6 +117,13 @@ def test_a_question_naming_a_statement_finds_its_table_first(settings, hash_embe
         assert table_place_and_score()[1] == pytest.approx(score + 0.5), "the table is lifted by the boost"
         app.settings.section_boost = 2.5
         assert table_place_and_score()[0] == 0
+        # Another file numbers its groups otherwise: what was remembered of labels is not reused.
+        first_file, second_file = tmp_path / "a.txt", tmp_path / "b.txt"
+        first_file.write_text("balance sheet, statement of financial position\nincome statement, statement of income\n")
+        second_file.write_text("income statement, statement of income\nbalance sheet, statement of financial position\n")
+        for names in (first_file, second_file):
+            app.settings.section_names = str(names)
+            assert table_place_and_score()[0] == 0, names.name
         app.settings.section_names = "off"
         assert table_place_and_score() == (place, score)
     finally:
