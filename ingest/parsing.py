@@ -150,18 +150,10 @@ def looks_like_heading(text: str) -> bool:
     "$ 81,797"), that holds a formatted figure ("($ in millions, except per share data)
     7,192", "Revenue 12.5%"), that holds two figures or more, or that is wholly in
     parentheses (a unit line such as "(In thousands)") stays text. Plain numbers in titles
-    ("Note 12", "Chapter 3", "Fiscal 2023 Highlights") are fine. A signature ("/s/ ...") and a
-    sentence of five words or more ending in a full stop ("See accompanying notes to the
-    financial statements.") are not titles either: taken for headings, they named every
-    passage up to the next real one.
+    ("Note 12", "Chapter 3", "Fiscal 2023 Highlights") are fine.
     """
     visible = [c for c in text if not c.isspace()]
     if not visible:
-        return False
-    stripped = text.strip()
-    if _SIGNATURE.match(stripped):
-        return False
-    if stripped.endswith(".") and not stripped.endswith("..") and len(stripped.split()) >= _SENTENCE_MIN_WORDS:
         return False
     if sum(c.isalpha() for c in visible) < 0.5 * len(visible):
         return False
@@ -483,8 +475,23 @@ def classify_paragraph(text: str) -> Any:
     title_max_words = int(os.environ.get("UNSTRUCTURED_TITLE_MAX_WORD_LENGTH", 12))
     if len(text.split(" ")) <= title_max_words or is_bulleted_text(text) or is_email_address(text) \
             or is_us_city_state_zip(text) or is_possible_numbered_list(text):
-        return element_from_text(text)
+        element = element_from_text(text)
+        if getattr(element, "category", "") == "Title" and not could_be_title(text):
+            return NarrativeText(text=text)
+        return element
     return NarrativeText(text=text)
+
+
+def could_be_title(text: str) -> bool:
+    """Whether a line guessed to be a title (from a PDF's or a text file's layout, not marked up
+    by its author) can be one: a signature ("/s/ Ernst & Young LLP") and a sentence of five words
+    or more ending in a full stop ("See accompanying notes to consolidated financial
+    statements.") cannot. Taken for headings, they named every passage up to the next real one,
+    a filing's statements included."""
+    stripped = text.strip()
+    if _SIGNATURE.match(stripped):
+        return False
+    return not (stripped.endswith(".") and not stripped.endswith("..") and len(stripped.split()) >= _SENTENCE_MIN_WORDS)
 
 
 def _parse_md(text: str) -> Extraction:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from ingest import pdf_layout
 from ingest.chunking import chunk_document
 from ingest.documents import ElementKind, ParsedDocument
-from ingest.parsing import looks_like_heading, parse_file
+from ingest.parsing import classify_paragraph, could_be_title, looks_like_heading, parse_file
 from ingest.pdf_layout import Glyph, Line, find_tables
 from ingest.tables import Table, TableRow, is_amount, render_table
 from ingest.tokens import RegexTokenCounter
@@ -351,8 +351,7 @@ def test_years_and_words_are_not_amounts(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["($ in millions, except per share data) 7,192", "2023 2022", "$ 81,797", "Total net sales 35,383 20,205",
-     "(In thousands)", "Revenue 12.5%", "(1,577)", "/s/ Ernst & Young LLP",
-     "See accompanying notes to consolidated financial statements."],
+     "(In thousands)", "Revenue 12.5%", "(1,577)"],
 )
 def test_figures_and_table_rows_are_not_headings(text: str) -> None:
     assert not looks_like_heading(text)
@@ -364,6 +363,20 @@ def test_figures_and_table_rows_are_not_headings(text: str) -> None:
 )
 def test_titles_with_plain_numbers_stay_headings(text: str) -> None:
     assert looks_like_heading(text)
+
+
+@pytest.mark.parametrize("text", ["/s/ Ernst & Young LLP", "See accompanying notes to consolidated financial statements."])
+def test_guessed_titles_are_never_signatures_or_sentences(text: str) -> None:
+    """Regression: a filing's statements were headed by its auditor's signature."""
+    assert not could_be_title(text)
+    assert classify_paragraph(text).category != "Title"
+
+
+def test_a_heading_its_author_marked_stays_one_even_as_a_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "notes.md"
+    path.write_text("# This is how the year went for us.\n\nRevenue grew in every region.\n", encoding="utf-8")
+    document = parse(path)
+    assert [e.kind for e in document.elements][0] in (ElementKind.title, ElementKind.heading)
 
 
 @given(
