@@ -8,10 +8,12 @@ that now OCR), and a file that failed before is tried again. Documents stored be
 existed have none and count as older.
 
 History: 1 tables, document context and OCR; 2 a titled table on a later page than the open
-heading is no longer in its section (``ingest.chunking``).
+heading is no longer in its section (``ingest.chunking``); 3 a PDF table's title found in the
+page's top band and further above it, a headerless table continuing the one above it, and no
+signature or sentence guessed to be a heading (``ingest.pdf_layout``, ``ingest.parsing``).
 """
 
-INGEST_VERSION = 2
+INGEST_VERSION = 3
 
 
 def is_current(version: int | None) -> bool:
