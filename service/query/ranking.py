@@ -42,6 +42,12 @@ class DocumentAwareness:
         return self.document_weight > 0 or (self.boilerplate_min_documents >= 2 and self.boilerplate_penalty > 0)
 
 
+def per_chunk(chunk_documents: np.ndarray, document_scores: Mapping[int, float]) -> np.ndarray:
+    """Each candidate's document's score (0 for a document not scored)."""
+    return np.fromiter((document_scores.get(int(d), 0.0) for d in chunk_documents), dtype=np.float64,
+                       count=len(chunk_documents))
+
+
 def adjustments(
     chunk_documents: np.ndarray,
     chunk_shared: np.ndarray,
@@ -52,9 +58,7 @@ def adjustments(
     share its text (arrays aligned with the candidates)."""
     out = np.zeros(len(chunk_documents), dtype=np.float64)
     if awareness.document_weight > 0 and document_scores:
-        out += awareness.document_weight * np.fromiter(
-            (document_scores.get(int(d), 0.0) for d in chunk_documents), dtype=np.float64, count=len(chunk_documents)
-        )
+        out += awareness.document_weight * per_chunk(chunk_documents, document_scores)
     if awareness.boilerplate_min_documents >= 2 and awareness.boilerplate_penalty > 0:
         out -= awareness.boilerplate_penalty * (np.asarray(chunk_shared) >= awareness.boilerplate_min_documents)
     return out

@@ -25,7 +25,7 @@ from service.query.fusion import (
     weighted_score_fusion,
 )
 from service.query import sections, synonyms
-from service.query.ranking import DocumentAwareness, adjustments
+from service.query.ranking import DocumentAwareness, adjustments, per_chunk
 from service.query.types import Hit, Mode, Principal, SearchFilters
 from service.query.windows import Neighbour, table_window
 
@@ -156,8 +156,7 @@ class Retriever:
                 if asked_sections:
                     # A question naming documents wants their statement, not another company's,
                     # and the best-named document's most: the boost is scaled by its document's score.
-                    weights = (np.fromiter((scores.get(int(d), 0.0) for d in documents), dtype=np.float64, count=len(documents))
-                               if scores else None)
+                    weights = per_chunk(documents, scores) if scores else None
                     extra += self.section_adjustments(arrays.ids, arrays.scores + extra, asked_sections, weights)
                 fused = arrays.head(extra, depth)
             elif settings.fusion == "weighted":

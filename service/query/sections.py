@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from service.query.synonyms import SynonymGroups, contains_phrase, words
+from service.query.synonyms import SynonymGroups, contains_phrase, read_list, words
 
-BUILTIN = "business"
 BUILTIN_FILE = Path(__file__).with_name("sections_business.txt")
 # How much of a table piece's own text can be its caption and header (the first piece of a
 # split table holds them in its text; later pieces hold them in their context).
@@ -97,13 +96,6 @@ def label_text(heading_path: Sequence[str], context: str, kind: str, text: str) 
 
 @lru_cache(maxsize=8)
 def load(source: str) -> SectionNames | None:
-    """The groups named by the ``section_names`` setting: "business" (shipped with the
-    product), "off", or a path to a file in the same format."""
-    if source in ("", "off"):
-        return None
-    path = BUILTIN_FILE if source == BUILTIN else Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"section_names: cannot read {path} ({exc.strerror or exc})") from exc
-    return SectionNames.parse(text.splitlines())
+    """The groups named by the ``section_names`` setting (``synonyms.read_list``)."""
+    lines = read_list(source, BUILTIN_FILE, "section_names")
+    return SectionNames.parse(lines) if lines is not None else None

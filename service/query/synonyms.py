@@ -75,15 +75,21 @@ def contains_phrase(haystack: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     return any(haystack[i : i + n] == phrase for i, word in enumerate(haystack[: len(haystack) - n + 1]) if word == first)
 
 
-@lru_cache(maxsize=8)
-def load(source: str) -> SynonymGroups | None:
-    """The groups named by the ``query_synonyms`` setting: "business" (shipped with the
-    product), "off", or a path to a file in the same format."""
+def read_list(source: str, builtin: Path, setting: str) -> list[str] | None:
+    """The lines of the list a setting names: "business" (``builtin``, shipped with the
+    product), "off" (None), or a path to a file; an unreadable file is a ValueError naming
+    ``setting``. Shared by the synonym and section lists (``service.query.sections``)."""
     if source in ("", "off"):
         return None
-    path = BUILTIN_FILE if source == BUILTIN else Path(source)
+    path = builtin if source == BUILTIN else Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ValueError(f"query_synonyms: cannot read {path} ({exc.strerror or exc})") from exc
-    return SynonymGroups.parse(text.splitlines())
+        raise ValueError(f"{setting}: cannot read {path} ({exc.strerror or exc})") from exc
+
+
+@lru_cache(maxsize=8)
+def load(source: str) -> SynonymGroups | None:
+    """The groups named by the ``query_synonyms`` setting (``read_list``)."""
+    lines = read_list(source, BUILTIN_FILE, "query_synonyms")
+    return SynonymGroups.parse(lines) if lines is not None else None
