@@ -104,9 +104,14 @@ class Retriever:
         if awareness.document_weight <= 0 or not text:
             return {}
         visible = allowed.documents if allowed is not None else None
-        return self.catalog.document_index.scores(text, floor=awareness.document_floor, allowed=visible,
-                                                  max_documents=awareness.document_max_named,
-                                                  names_only=awareness.document_names_only)
+        named = self.catalog.document_index.scores(text, floor=awareness.document_floor, allowed=visible,
+                                                   max_documents=awareness.document_max_named,
+                                                   names_only=awareness.document_names_only)
+        shortest = self.settings.document_boost_min_chunks
+        if shortest > 1 and named:
+            sizes = self.catalog.doc_chunks
+            named = {d: s for d, s in named.items() if len(sizes.get(d, ())) >= shortest}
+        return named
 
     def within_named(self, vector: np.ndarray | None, text: str, named: dict[int, float], *,
                      keyword: bool = True) -> tuple[Candidates, Candidates]:
@@ -329,4 +334,5 @@ def _hit(record: ChunkRecord, score: float, ranks, scores) -> Hit:
         title=record.title, pages=record.pages, heading_path=record.heading_path, collection=record.collection,
         mime_type=record.mime_type, dense_rank=ranks[0], keyword_rank=ranks[1], dense_score=scores[0], keyword_score=scores[1],
         document_context=record.document_context, ordinal=record.ordinal, kind=record.kind,
+        table_head=record.context if record.kind == "table" else "",
     )

@@ -80,6 +80,7 @@ class Hit:
     document_context: str | None = None  # what the document is: whose, which form, period or version
     ordinal: int | None = None  # the chunk's place in its document
     kind: str = "text"  # "table": the chunk holds a table or a piece of one
+    table_head: str = ""  # a later piece of a split table: the caption and header it repeats
     # The split table around this chunk, when the chunk is one of its pieces (service.query.windows).
     window: tuple[WindowPart, ...] = ()
 

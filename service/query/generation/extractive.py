@@ -37,6 +37,7 @@ from service.query.citations import (
     words,
 )
 from service.query import synonyms
+from service.query.generation import units
 from service.query.generation.base import refusal_answer
 from service.query.injection import addresses_the_system, lead_in, source_note
 from service.query.types import Answer, Hit
@@ -294,14 +295,27 @@ class ExtractiveGenerator:
         if not chosen:
             return [], refusal_answer(self.name, notes)
         parts, citations = [], []
+        asked_scale = units.asked_scale(question)
         for index, item in enumerate(chosen):
             sentence, marker = item.sentence, item.sentence.passage + 1
             separator = "" if index == 0 else " "
             # A document's own "[3]" references would read as citations of this answer.
-            parts.append(f"{separator}{display_text(strip_markers(sentence.text))} [{marker}]")
+            parts.append(f"{separator}{display_text(strip_markers(sentence.text))} [{marker}]"
+                         f"{self._restated(sentence, context[sentence.passage], asked_scale)}")
             citations.append(citation_for(context[sentence.passage], marker, sentence.start, sentence.end, item.score))
         answer = Answer(text="".join(parts), citations=citations, grounded=True, generator=self.name, notes=notes)
         return parts, answer
+
+    def _restated(self, sentence: ContextSentence, hit: Hit, asked_scale: float | None) -> str:
+        """A quoted row's figures in the scale the question asks, outside the quote (``units``):
+        the scale the table states is the last one stated above the row in its passage, else the
+        head its piece repeats, else its headings."""
+        if asked_scale is None or TABLE_CELL_SEPARATOR not in sentence.text:
+            return ""
+        stated = (units.stated_scale(hit.passage[: sentence.start]) or units.stated_scale(hit.table_head)
+                  or units.stated_scale("\n".join(hit.heading_path)))
+        restated = units.restated_row(display_text(sentence.text), stated, asked_scale)
+        return f" (in {units.scale_word(asked_scale)}: {restated})" if restated else ""
 
     def answer(self, question: str, passages: Sequence[Hit]) -> Answer:
         return self._parts(question, passages)[1]
