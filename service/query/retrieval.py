@@ -99,7 +99,8 @@ class Retriever:
 
     def named_documents(self, text: str, allowed: Allowed | None) -> dict[int, float]:
         """Documents the question names, with their scores in (0, 1] (``index.document_index``),
-        among those the caller may see; empty when the document boost is off or none is named."""
+        among those the caller may see and at least ``named_document_min_chunks`` long; empty
+        when the document boost is off or none is named."""
         awareness = self.awareness
         if awareness.document_weight <= 0 or not text:
             return {}
@@ -107,7 +108,9 @@ class Retriever:
         named = self.catalog.document_index.scores(text, floor=awareness.document_floor, allowed=visible,
                                                    max_documents=awareness.document_max_named,
                                                    names_only=awareness.document_names_only)
-        shortest = self.settings.document_boost_min_chunks
+        # A short document's chunks carry its name themselves (each starts with its title and
+        # context line): boosting it would count the name twice (named_document_min_chunks).
+        shortest = self.settings.named_document_min_chunks
         if shortest > 1 and named:
             sizes = self.catalog.doc_chunks
             named = {d: s for d, s in named.items() if len(sizes.get(d, ())) >= shortest}

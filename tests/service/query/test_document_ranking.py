@@ -51,6 +51,14 @@ def test_naming_a_company_lifts_its_documents_chunks(settings, hash_embedder, tm
                                  ("orbital total net sales for the quarter", "1,111")):
             hits = _search(app, question, 3)
             assert figure in hits[0].text, (question, [h.text for h in hits])
+        # These reports are a few chunks each, every one starting with the report's title: the
+        # chunks carry the name, and the boost (which would count it twice) leaves them alone.
+        retriever = app.pipeline.retriever
+        question = "How much were Zenith's total net sales?"
+        assert retriever.named_documents(question, None) == {}
+        app.settings.named_document_min_chunks = 0
+        assert len(retriever.named_documents(question, None)) == 1
+        assert "2,222" in _search(app, question, 3)[0].text
         # A question naming no document is ranked as before.
         plain = _search(app, "total net sales for the quarter", 3)
         app.settings.document_boost_weight = 0.0
