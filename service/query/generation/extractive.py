@@ -37,7 +37,7 @@ from service.query.citations import (
     words,
 )
 from service.query import synonyms
-from service.query.generation import units
+from service.query.generation import changes, units
 from service.query.generation.base import refusal_answer
 from service.query.injection import addresses_the_system, lead_in, source_note
 from service.query.types import Answer, Hit
@@ -94,6 +94,11 @@ def _shape_factor(text: str) -> float:
     return factor
 
 
+def content_years(question: str) -> list[str]:
+    """The years a question names, in order ("FY2016 to FY2017" -> 2016, 2017)."""
+    return [term for term in content_terms(question) if YEAR.fullmatch(term)]
+
+
 def asked_part(question: str) -> str:
     """The sentences of ``question`` that ask (end in "?"), each without a lead-in that ends in a
     colon; the whole text when none asks.
@@ -115,7 +120,7 @@ def asked_part(question: str) -> str:
         framing = _FRAMING.match(sentence)
         if framing and len(words(sentence[framing.end():])) >= _LEAD_IN_MIN_WORDS:
             sentence = sentence[framing.end():]
-        asked.append(_UNITS_ASIDE.sub("", sentence))
+        asked.append(changes.CHANGE_ASIDE.sub(" ", _UNITS_ASIDE.sub("", sentence)).replace("  ", " "))
     return " ".join(asked) or question
 
 
@@ -296,12 +301,14 @@ class ExtractiveGenerator:
             return [], refusal_answer(self.name, notes)
         parts, citations = [], []
         asked_scale = units.asked_scale(question)
+        change_years = content_years(question) if changes.asks_change(question) else None
         for index, item in enumerate(chosen):
             sentence, marker = item.sentence, item.sentence.passage + 1
             separator = "" if index == 0 else " "
             # A document's own "[3]" references would read as citations of this answer.
             parts.append(f"{separator}{display_text(strip_markers(sentence.text))} [{marker}]"
-                         f"{self._restated(sentence, context[sentence.passage], asked_scale)}")
+                         f"{self._restated(sentence, context[sentence.passage], asked_scale)}"
+                         f"{self._change(sentence, change_years)}")
             citations.append(citation_for(context[sentence.passage], marker, sentence.start, sentence.end, item.score))
         answer = Answer(text="".join(parts), citations=citations, grounded=True, generator=self.name, notes=notes)
         return parts, answer
@@ -316,6 +323,14 @@ class ExtractiveGenerator:
                   or units.stated_scale("\n".join(hit.heading_path)))
         restated = units.restated_row(display_text(sentence.text), stated, asked_scale)
         return f" (in {units.scale_word(asked_scale)}: {restated})" if restated else ""
+
+    @staticmethod
+    def _change(sentence: ContextSentence, years: list[str] | None) -> str:
+        """A quoted row's change between the periods the question compares (``changes``)."""
+        if years is None or TABLE_CELL_SEPARATOR not in sentence.text:
+            return ""
+        change = changes.row_change(display_text(sentence.text), years)
+        return f" (change {change})" if change else ""
 
     def answer(self, question: str, passages: Sequence[Hit]) -> Answer:
         return self._parts(question, passages)[1]
