@@ -14,24 +14,25 @@ from __future__ import annotations
 
 import re
 
-from service.query.citations import TABLE_CELL_SEPARATOR, YEAR
+from service.query.citations import TABLE_CELL_SEPARATOR, YEAR, content_terms
 
 # The words that ask for a comparison of two periods' figures.
 _ASKS_CHANGE = re.compile(
     r"\b(?:chang(?:e|ed|es)|growth|grow|grew|increas(?:e|ed)|decreas(?:e|ed)|declin(?:e|ed)|drop(?:ped)?|"
-    r"fell|rose|trend(?:ed)?|year[- ]over[- ]year|yoy|y/y|improv(?:e|ed|ing)|compared?)\b", re.IGNORECASE)
-# The comparison itself, which no row says in words: dropped from the question a row's support
-# is measured against (``extractive.asked_part``), as a units aside is.
-CHANGE_ASIDE = re.compile(
-    r"\b(?:year[- ]over[- ]year|yoy|y/y)\s+(?:change|growth)(?:\s+rate)?\s+(?:in|of)\s+"
-    r"|\b(?:change|growth)(?:\s+rate)?\s+(?:in|of)\s+"
-    r"|\s+(?:growth|change)(?:\s+rate)?(?=\s+(?:for|of|in|from|between)\b|\s*[?.,]|$)", re.IGNORECASE)
+    r"fell|rose|trend(?:ed)?|year[- ]over[- ]year|yoy|y/y|improv(?:e|ed|ing)|compared?)(?:\s+rate)?\b", re.IGNORECASE)
 _VALUE = re.compile(r"^[-$(\s]*(?P<number>\d{1,3}(?:,\d{3})+|\d+)(?P<fraction>\.\d+)?\s*(?P<percent>%)?\s*\)?\s*(?P<percent_after>%)?$")
 _CHANGE_COLUMN = re.compile(r"\bchange\b|%|\bpercent", re.IGNORECASE)
 
 
 def asks_change(question: str) -> bool:
     return bool(_ASKS_CHANGE.search(question))
+
+
+def comparison_terms(question: str) -> set[str]:
+    """The question's words that ask for the comparison ("year-over-year change", "growth
+    rate"): a row states each period's figure, never the comparison, so they do not count
+    against a row's support (prose that says "grew 31%" still matches them)."""
+    return set(content_terms(" ".join(found.group() for found in _ASKS_CHANGE.finditer(question))))
 
 
 def _value(text: str) -> tuple[float, bool] | None:

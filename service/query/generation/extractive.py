@@ -120,7 +120,7 @@ def asked_part(question: str) -> str:
         framing = _FRAMING.match(sentence)
         if framing and len(words(sentence[framing.end():])) >= _LEAD_IN_MIN_WORDS:
             sentence = sentence[framing.end():]
-        asked.append(changes.CHANGE_ASIDE.sub(" ", _UNITS_ASIDE.sub("", sentence)).replace("  ", " "))
+        asked.append(_UNITS_ASIDE.sub("", sentence))
     return " ".join(asked) or question
 
 
@@ -251,7 +251,10 @@ class ExtractiveGenerator:
             with_synonym_credit(s, credit) for s in context.sentences
             if s not in addressed and _is_candidate(s, question_terms, headings[s.passage]) and not someone_elses_row(s)
         ]
-        lexical = np.array([context.support(question_terms, s) for s in candidates], dtype=np.float64)
+        # A row holds each period's figure, never the comparison the question asks for.
+        row_terms = question_terms - changes.comparison_terms(question)
+        lexical = np.array([context.support(row_terms if TABLE_CELL_SEPARATOR in s.text else question_terms, s)
+                            for s in candidates], dtype=np.float64)
         notes: list[str] = []
         if addressed:
             notes.append(source_note(sorted({s.passage + 1 for s in addressed})))
