@@ -65,8 +65,10 @@ _LEAD_IN_MIN_WORDS = 3  # "Please answer the following question: what is ...?" a
 # "When did ..., what ...?", whose second word makes it a question, and never a phrase with a
 # figure or year in it ("In 2021, what were sales?" asks about 2021).
 # "(in USD millions)", "(in percent)": the unit the answer should take, not what it is about.
+# "(in units of percents and round to one decimal place)": what follows the unit in the aside is
+# about form too, unless it names a figure or year ("(in percent of 2019)" asks something).
 _UNITS_ASIDE = re.compile(r"\s*\((?:in|as)\s+(?:units\s+of\s+)?(?:usd\s+|us\$\s*|\$\s*)?"
-                          r"(?:millions?|billions?|thousands?|percents?|percentage|%|usd)\s*\)", re.IGNORECASE)
+                          r"(?:millions?|billions?|thousands?|percents?|percentage|%|usd)\b[^()\d]*\)", re.IGNORECASE)
 _FRAMING = re.compile(
     r"^\s*(?:by|based|using|considering|in|according|when|with|from|taking|given|looking|referring|relying|basing|"
     r"drawing|per|on|assuming)\b(?!\s+(?:did|does|do|is|are|was|were|will|has|have|can|should|would)\b)"

@@ -108,6 +108,8 @@ def test_asked_part_keeps_the_question_and_drops_instructions_and_lead_ins():
     assert asked_part("By drawing conclusions from the income statement, what is Amazon's FY2019 net income (in USD millions)?") == \
         "what is Amazon's FY2019 net income?"
     assert asked_part("What was revenue (in percent of 2019)?") == "What was revenue (in percent of 2019)?"
+    assert asked_part("What is the change in revenue (in units of percents and round to one decimal place)?") == \
+        "What is the change in revenue?"
     assert asked_part("When primarily referencing the balance sheet, what is the quick ratio?") == "what is the quick ratio?"
     assert asked_part("When did sales peak, and what drove them?") == "When did sales peak, and what drove them?"
     assert asked_part("In 2021, what were sales?") == "In 2021, what were sales?"
