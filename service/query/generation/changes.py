@@ -50,31 +50,63 @@ def _decimals(text: str) -> int:
     return len(fraction.group(1)) if fraction else 0
 
 
+_MONTHS = {name: number for number, names in enumerate(
+    ("jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july", "aug august",
+     "sep sept september", "oct october", "nov november", "dec december"), 1) for name in names.split()}
+_DATE = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2}),?\s+((?:19|20)\d\d)\b")
+
+
+def _period(header: str) -> tuple[tuple[int, int, int], str] | None:
+    """A column header's period as a sortable (year, month, day) and its words: the full date
+    when the header gives one ("July 29, 2023"), else its one year (month and day 0)."""
+    dates = [(int(y), _MONTHS[m.lower()], int(d), f"{m} {d}, {y}") for m, d, y in _DATE.findall(header) if m.lower() in _MONTHS]
+    if len(dates) == 1:
+        year, month, day, words = dates[0]
+        return (year, month, day), words
+    years = set(YEAR.findall(header))
+    if len(years) == 1:
+        year = years.pop()
+        return (int(year), 0, 0), year
+    return None
+
+
 def row_change(row: str, question_years: list[str]) -> str | None:
-    """"2016 to 2017: +41,879, +30.8%" for the row's cells under two years, or None."""
+    """"2016 to 2017: +41,879, +30.8%" for two of the row's cells, or None.
+
+    The two cells are those under the two years the question names, when each has one cell;
+    else the row's two latest periods, by full date where the headers give one ("January 28,
+    2023 to July 29, 2023": a quarter's balance against the fiscal year's end)."""
     label, separator, cells = row.partition(TABLE_CELL_SEPARATOR)
     if not separator:
         return None
-    by_year: dict[str, list[tuple[float, bool, str]]] = {}
+    columns: list[tuple[tuple[int, int, int], str, float, bool, str]] = []
     for cell in cells.split(TABLE_CELL_SEPARATOR):
         header, colon, raw = cell.rpartition(": ")
         if not colon or _CHANGE_COLUMN.search(header):
             continue
-        years = set(YEAR.findall(header))
-        value = _value(raw)
-        if len(years) != 1 or value is None:
-            continue
-        by_year.setdefault(years.pop(), []).append((*value, raw))
-    named = [year for year in dict.fromkeys(question_years) if year in by_year]
-    pair = sorted(named)[-2:] if len(named) >= 2 else sorted(by_year)[-2:]
-    if len(pair) < 2 or any(len(by_year[year]) != 1 for year in pair):
-        return None
-    (before, before_percent, before_raw), (after, after_percent, after_raw) = by_year[pair[0]][0], by_year[pair[1]][0]
+        period, value = _period(header), _value(raw)
+        if period is not None and value is not None:
+            columns.append((period[0], period[1], *value, raw))
+    by_year: dict[str, list[tuple]] = {}
+    for column in columns:
+        by_year.setdefault(str(column[0][0]), []).append(column)
+    named = sorted(year for year in set(question_years) if len(by_year.get(year, ())) == 1)
+    if len(named) >= 2:
+        pair = [(*by_year[year][0][:1], year, *by_year[year][0][2:]) for year in named[-2:]]
+    else:
+        latest = sorted(columns, key=lambda column: column[0])[-2:]
+        if len(latest) < 2 or latest[0][0] == latest[1][0] or sum(c[0] == latest[0][0] for c in columns) > 1:
+            return None
+        pair = latest
+    (_, before_words, before, before_percent, before_raw), (_, after_words, after, after_percent, after_raw) = pair
     if before_percent != after_percent:
         return None
     decimals = max(_decimals(before_raw), _decimals(after_raw))
     difference = after - before
+    # Years say it when they differ; a quarter against its fiscal year's end needs the dates.
+    before_year, after_year = pair[0][0][0], pair[1][0][0]
+    span = f"{before_year} to {after_year}" if before_year != after_year else f"{before_words} to {after_words}"
     if before_percent:
-        return f"{pair[0]} to {pair[1]}: {difference:+,.{max(decimals, 1)}f} points"
+        return f"{span}: {difference:+,.{max(decimals, 1)}f} points"
     relative = f", {100 * difference / abs(before):+.1f}%" if before else ""
-    return f"{pair[0]} to {pair[1]}: {difference:+,.{decimals}f}{relative}"
+    return f"{span}: {difference:+,.{decimals}f}{relative}"

@@ -40,7 +40,12 @@ def test_percentages_change_in_points_and_change_columns_are_not_periods():
     assert row_change("Net loss | 2020: (1,577) | 2019: (1,373)", []) == "2019 to 2020: -204, -14.9%"
 
 
-def test_no_change_without_two_periods_told_apart_by_year():
+def test_a_quarter_against_the_fiscal_year_end_is_told_apart_by_date():
+    row = "Cash and cash equivalents | July 29, 2023: $1,093 | January 28, 2023: $1,874 | July 30, 2022: $840"
+    assert row_change(row, ["2023", "2024"]) == "January 28, 2023 to July 29, 2023: -781, -41.7%"
+
+
+def test_no_change_without_two_periods_told_apart():
     assert row_change("Revenue | Three Months Ended July 30, 2023: 13,507 | Six Months Ended July 30, 2023: 20,699", []) is None
     assert row_change("Revenue | Q2: 13,507 | Q1: 7,192", []) is None
     assert row_change("Revenue | 2023: 13,507", []) is None
