@@ -73,6 +73,19 @@ def name_terms(text: str) -> list[str]:
     return terms(" ".join(kept))
 
 
+# A word that names a period or a form, not whose document it is: a year or other number,
+# "FY2018", "Q2", "2Q", "H1", "10-K", "8-K".
+# "FY 2023" and "10-K" come as two words each; "FY", "K" and "Q" alone are such words too.
+_PERIOD_WORD = re.compile(r"\d+|(?:fy|cy)'?\d{2,4}|q[1-4]|[1-4]q|h[12]|\d{1,2}[kq]|fy|cy|ytd|q|h|k", re.IGNORECASE)
+
+
+def period_terms(text: str) -> set[str]:
+    """The ``terms`` of the words of ``text`` that name a period or form ("FY2023" -> fy2023,
+    fy, 2023; "Q2" -> q2, q, 2): they pick among the documents a name picks, and name none
+    on their own, since every company has a 2023."""
+    return {term for match in _WORD.finditer(text) if _PERIOD_WORD.fullmatch(match.group(0)) for term in terms(match.group(0))}
+
+
 class DocumentTerms:
     """Each document's terms as ids in one vocabulary that only grows, remembered with the
     description they came from, so a rebuild after a change tokenizes only what changed.
@@ -177,8 +190,10 @@ class DocumentIndex:
         if not len(self.document_ids):
             return {}
         total = np.zeros(len(self.document_ids), dtype=np.float64)
+        named = np.zeros(len(self.document_ids), dtype=bool)  # matched by a word that is no period
         matched = False
         vocabulary, offsets = self._vocabulary, self._offsets
+        periods = period_terms(query)
         for term in dict.fromkeys(name_terms(query) if names_only else terms(query)):  # each distinct word once
             term_id = vocabulary.get(term)
             if term_id is None or term_id + 1 >= len(offsets):  # unknown, or new since this build
@@ -187,9 +202,15 @@ class DocumentIndex:
             if start == end:
                 continue
             np.add.at(total, self._rows[start:end], self._weights[start:end] * self._idf[term_id])
+            if term not in periods:
+                named[self._rows[start:end]] = True
             matched = True
         if not matched:
             return {}
+        if named.any():
+            # "JnJ ... Q2 of FY2023": the name picks JnJ's documents, the periods rank them; a
+            # filing of another company that matches "2023" and "Q2" is not named by them.
+            total[~named] = 0.0
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=np.int64)
             if len(allowed) == 0:

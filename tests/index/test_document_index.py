@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from index.boilerplate import normalise, shared_document_counts, text_fingerprint
 from index.catalog import DocAttrs
-from index.document_index import DocumentIndex, DocumentTerms, name_terms, terms
+from index.document_index import DocumentIndex, DocumentTerms, name_terms, period_terms, terms
 
 DESCRIPTIONS = [
     (1, "ACME WIDGETS CORPORATION · Form 10-Q · quarterly period ended July 30, 2023 · 2023 Q2 ACME\n2023 Q2 ACME.pdf"),
@@ -29,6 +29,17 @@ def test_a_question_naming_a_company_and_period_scores_that_document_first():
     assert 0 < found[2] < 1 and 1 not in found  # the same company's other year, less
     assert max(index.scores("acme quarterly sales"), key=index.scores("acme quarterly sales").get) == 1
     assert index.scores("how do I book travel under the expense policy") == {4: 1.0}
+
+
+def test_periods_rank_the_documents_a_name_picks_and_name_none_alone():
+    index = DocumentIndex(DESCRIPTIONS)
+    # ACME's filing matches "2023" and "Q2" better than Zenith's match their name; only the name names.
+    found = index.scores("Did Zenith's sales increase in Q2 of FY2023 compared to FY2022?", names_only=True)
+    assert set(found) == {2, 3}
+    # With no name among the words, the periods still say what they can.
+    assert max(index.scores("sales in Q2 2023", names_only=True).items(), key=lambda item: item[1])[0] == 1
+    assert period_terms("FY 2023 10-K Q2 H1 FY2022 3M ALDH1") >= {"fy", "2023", "10", "k", "q2", "h1", "fy2022"}
+    assert not period_terms("FY 2023 10-K 3M ALDH1") & {"3m", "aldh1", "aldh"}
 
 
 def test_name_terms_keep_words_written_as_names_only():
