@@ -5,9 +5,10 @@ row ("Total net sales | 2015: 107,006 | 2016: 135,987 | 2017: 177,866"), but the
 for is not in it: it is the difference of two of its cells. The extractive answer keeps the row
 verbatim (the citation checks it) and adds, outside the quote, what follows from it by
 arithmetic alone: "(2016 to 2017: +41,879, +30.8%)"; for two percentages, the difference in
-points. The periods are the two years the question names when the row has a cell under each,
-else the row's two latest years. Nothing is added when the question asks no change, or a
-row's periods cannot be told apart by year (a quarter beside a half year of the same year).
+points. The periods are the two years the question names when the row has one cell under
+each, else the row's two latest periods (by full date where the headers give one). Nothing is
+added when the question asks no change, or when a row's two latest periods cannot be told
+apart (a quarter beside a half year ending the same day).
 """
 
 from __future__ import annotations
