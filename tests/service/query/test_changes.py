@@ -69,3 +69,9 @@ def test_the_answer_adds_the_change_outside_the_quote():
     assert answer.text.endswith("[1] (change 2016 to 2017: +41,879, +30.8%)")
     plain = ExtractiveGenerator().answer("What were Amazon's total net sales in FY2017?", [hit])
     assert "(change" not in plain.text
+
+
+@given(st.text(alphabet=st.sampled_from(list("0123456789,.$()%-: |abcJanuary ")), max_size=120), st.lists(st.sampled_from(["2021", "2022", "2023"])))
+def test_any_row_text_gives_a_change_or_none_never_an_error(row: str, years: list[str]):
+    change = row_change(row, years)
+    assert change is None or " to " in change

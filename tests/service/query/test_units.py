@@ -81,3 +81,12 @@ def test_the_scale_above_the_row_in_its_passage_counts():
 def test_no_restatement_when_the_table_states_no_scale():
     answer = ExtractiveGenerator().answer(QUESTION, [_hit(ROW)])
     assert answer.grounded and "(in millions" not in answer.text
+
+
+@given(st.text(alphabet=st.sampled_from(list("0123456789,.$()%-: |inthousandsmilo ")), max_size=120),
+       st.sampled_from([None, 1e3, 1e6, 1e9]), st.sampled_from([None, 1e3, 1e6, 1e9]))
+def test_any_row_text_is_restated_or_left_alone_never_an_error(row: str, stated, asked):
+    restated = restated_row(row, stated, asked)
+    assert restated is None or isinstance(restated, str)
+    stated_scale(row)
+    asked_scale(row)

@@ -79,3 +79,14 @@ def test_answer_citations_from_a_window_point_into_the_piece_quoted(world):
     records = retriever.store.chunk_records([c.chunk_id for c in answer.citations])
     for citation in answer.citations:
         assert records[citation.chunk_id].text[citation.start:citation.end] == citation.quote
+
+
+def test_a_later_piece_carries_its_tables_head_and_answers_in_the_asked_scale(world):
+    """The head a split table's later piece repeats reaches the hit (``table_head``), so a row
+    quoted without its window still knows its table's scale."""
+    outcome, _ = _search(world, 0, k=6)
+    pieces = {h.text: h for h in outcome.hits if h.text in TABLE}
+    assert pieces[TABLE[2]].table_head == HEAD and pieces[TABLE[0]].table_head == ""
+    extractive = ExtractiveGenerator()
+    answer = extractive.answer("What were purchases of property, plant and equipment in 2023 (in USD billions)?", [pieces[TABLE[2]]])
+    assert answer.grounded and answer.text.endswith("(in billions: 2023: (1.58) | 2022: (1.37))")
