@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
-from index.models import ApiKey, utcnow
+from index.models import MAX_ID, ApiKey, utcnow
 
 
 class KeyStore:
@@ -54,7 +54,8 @@ class KeyStore:
         """Revoke the active key with this prefix (or, for digits, this id). False when none."""
         with Session(self.engine) as session, session.begin():
             condition = ApiKey.prefix == prefix_or_id
-            if prefix_or_id.isdigit():
+            # Only ASCII digits make an id ("²" is a digit to str.isdigit), and no row has one past MAX_ID.
+            if prefix_or_id.isascii() and prefix_or_id.isdigit() and int(prefix_or_id) <= MAX_ID:
                 condition = condition | (ApiKey.id == int(prefix_or_id))
             result = session.execute(update(ApiKey).where(condition, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow()))
             return result.rowcount > 0

@@ -14,6 +14,10 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+# The largest id a row can have: a SQL BIGINT, which SQLite's INTEGER also is. A larger number
+# sent as an id names no row, and the database driver cannot even bind it.
+MAX_ID = 2**63 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)

@@ -17,13 +17,14 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from index.db import DatabaseDriverError, storage_error
 from index.errors import GroundworkError, IndexProblem, InputRejected, ModelUnavailable, StorageUnavailable
+from index.models import MAX_ID
 from service.http.api_models import ApiError, ErrorResponse, error_body
 from service.http.logging_setup import current_request
 from service.jobs import PathNotAllowed
 
 log = logging.getLogger(__name__)
 
-MAX_DB_ID = 2**63 - 1
+MAX_DB_ID = MAX_ID  # path and query ids beyond it name no row: 404/422, never a driver error
 
 _STATUS_CODES = {
     400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",

@@ -22,6 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 
 from index.errors import GroundworkError
+from index.models import MAX_ID
 from service import auth
 from service.http.api_models import ApiError, answer_out, check_k, check_query, result_out, to_builtins
 from service.http.guard import CALLER_SCOPE_KEY, authorize
@@ -109,7 +110,7 @@ class McpEndpoint:
             caller = _caller(ctx)
             with _tool_errors():
                 record = await anyio.to_thread.run_sync(lambda: svc.groundwork.store.chunk_records([chunk_id]).get(chunk_id)) \
-                    if 1 <= chunk_id < 2**63 else None
+                    if 1 <= chunk_id <= MAX_ID else None
                 if record is None or not caller.principal.can_see(record.groups):
                     await svc.audited(caller, "mcp:get_chunk", "chunk_read", 404)
                     raise ApiError(404, "not_found", "no such chunk")

@@ -233,6 +233,16 @@ def test_a_key_revoked_over_http_is_refused_at_once_even_when_recently_verified(
         assert client.post("/v1/search", json={"query": "vacation"}).status_code == 401
 
 
+def test_revoking_an_id_no_row_can_have_is_404_not_500(fresh):
+    """Regression: a number past the database's integer range (found by the schema fuzz)
+    reached the driver, which cannot bind it, and the request failed with a 500."""
+    server = fresh()
+    with server.client(server.keys["admin"]) as admin:
+        for ident in ("9" * 30, str(2**63), "\u00b2\u00b3"):
+            assert admin.delete(f"/v1/keys/{ident}").status_code == 404, ident
+    assert not auth.revoke_key(server.groundwork.store, "9" * 30)
+
+
 def test_a_key_revoked_elsewhere_stops_working_within_the_cache_time(fresh):
     server = fresh(auth_cache_s=0.5)
     plaintext, row = auth.create_key(server.groundwork.store, "reader", [], "cli-revoked")
