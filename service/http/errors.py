@@ -24,8 +24,6 @@ from service.jobs import PathNotAllowed
 
 log = logging.getLogger(__name__)
 
-MAX_DB_ID = MAX_ID  # path and query ids beyond it name no row: 404/422, never a driver error
-
 _STATUS_CODES = {
     400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     406: "not_acceptable", 409: "conflict", 413: "request_too_large", 415: "unsupported_media_type",
@@ -62,7 +60,7 @@ def not_found(what: str = "resource") -> ApiError:
 
 def check_id(value: int, what: str) -> int:
     """Ids outside the database's range are missing, not a server error."""
-    if value < 1 or value > MAX_DB_ID:
+    if value < 1 or value > MAX_ID:  # past it an id names no row: 404, never a driver error
         raise not_found(what)
     return value
 

@@ -17,7 +17,7 @@ from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter
 
-from index.models import Document
+from index.models import MAX_ID, Document
 from service import auth
 from service.http.api_models import (
     ApiError,
@@ -32,7 +32,7 @@ from service.http.api_models import (
     error_body,
     to_builtins,
 )
-from service.http.errors import ERROR_RESPONSES, MAX_DB_ID, check_id, not_found
+from service.http.errors import ERROR_RESPONSES, check_id, not_found
 from service.http.json_depth import check_json_depth
 from service.http.services import Services
 
@@ -186,7 +186,7 @@ def _visible_document(svc: Services, caller: auth.KeyInfo, document_id: int, aud
 @get("/documents", sync_to_thread=True, opt={"role": "writer"}, responses=ERROR_RESPONSES, tags=["documents"], summary="List documents the key may see")
 def list_documents(svc: NamedDependency[Services], caller: NamedDependency[auth.KeyInfo], collection: FromQuery[str | None] = None,
                    status: FromQuery[str | None] = None, source_prefix: FromQuery[str | None] = None,
-                   cursor: Annotated[int, QueryParameter(ge=0, le=MAX_DB_ID, description="Last id of the previous page.")] = 0,
+                   cursor: Annotated[int, QueryParameter(ge=0, le=MAX_ID, description="Last id of the previous page.")] = 0,
                    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> DocumentList:
     principal = caller.principal
     store = svc.groundwork.store

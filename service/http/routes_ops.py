@@ -13,10 +13,11 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from index.models import MAX_ID
 from index.settings import AuthMode
 from service import auth
 from service.http.api_models import ApiError, AuditList, CallerOut, IndexesOut, JobList, JobOut
-from service.http.errors import ERROR_RESPONSES, MAX_DB_ID
+from service.http.errors import ERROR_RESPONSES
 from service.http.services import Services
 
 
@@ -60,10 +61,10 @@ def read_audit(svc: NamedDependency[Services],
                key: Annotated[str | None, QueryParameter(max_length=200, description="A key's prefix or name.")] = None,
                since: Annotated[datetime | None, QueryParameter(description="ISO 8601; naive times are UTC.")] = None,
                until: Annotated[datetime | None, QueryParameter(description="ISO 8601; rows before this time.")] = None,
-               document_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_DB_ID)] = None,
+               document_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
                principal: Annotated[str | None, QueryParameter(max_length=200)] = None,
                action: Annotated[str | None, QueryParameter(max_length=40)] = None,
-               cursor: Annotated[int | None, QueryParameter(ge=1, le=MAX_DB_ID, description="next_cursor of the previous page.")] = None,
+               cursor: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="next_cursor of the previous page.")] = None,
                limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> AuditList:
     if since is not None and until is not None and until <= since:
         raise ApiError(400, "invalid_range", "until must be after since")

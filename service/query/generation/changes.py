@@ -14,6 +14,7 @@ apart (a quarter beside a half year ending the same day).
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from service.query.citations import TABLE_CELL_SEPARATOR, YEAR, content_terms
 
@@ -71,6 +72,14 @@ def _period(header: str) -> tuple[tuple[int, int, int], str] | None:
     return None
 
 
+class _Column(NamedTuple):
+    period: tuple[int, int, int]  # (year, month, day), sortable
+    words: str  # how the header says the period: "July 29, 2023", or "2023"
+    value: float
+    percent: bool
+    raw: str  # the value as printed (its decimals set the change's)
+
+
 def row_change(row: str, question_years: list[str]) -> str | None:
     """"2016 to 2017: +41,879, +30.8%" for two of the row's cells, or None.
 
@@ -80,34 +89,36 @@ def row_change(row: str, question_years: list[str]) -> str | None:
     label, separator, cells = row.partition(TABLE_CELL_SEPARATOR)
     if not separator:
         return None
-    columns: list[tuple[tuple[int, int, int], str, float, bool, str]] = []
+    columns: list[_Column] = []
     for cell in cells.split(TABLE_CELL_SEPARATOR):
         header, colon, raw = cell.rpartition(": ")
         if not colon or _CHANGE_COLUMN.search(header):
             continue
         period, value = _period(header), _value(raw)
         if period is not None and value is not None:
-            columns.append((period[0], period[1], *value, raw))
-    by_year: dict[str, list[tuple]] = {}
+            columns.append(_Column(*period, *value, raw))
+    by_year: dict[int, list[_Column]] = {}
     for column in columns:
-        by_year.setdefault(str(column[0][0]), []).append(column)
-    named = sorted(year for year in set(question_years) if len(by_year.get(year, ())) == 1)
+        by_year.setdefault(column.period[0], []).append(column)
+    named = sorted({int(year) for year in question_years} & {year for year, found in by_year.items() if len(found) == 1})
     if len(named) >= 2:
-        pair = [(*by_year[year][0][:1], year, *by_year[year][0][2:]) for year in named[-2:]]
+        before, after = (by_year[year][0] for year in named[-2:])
     else:
-        latest = sorted(columns, key=lambda column: column[0])[-2:]
-        if len(latest) < 2 or latest[0][0] == latest[1][0] or sum(c[0] == latest[0][0] for c in columns) > 1:
+        latest = sorted(columns, key=lambda column: column.period)[-2:]
+        if len(latest) < 2 or sum(column.period == latest[0].period for column in columns) > 1 \
+                or latest[0].period == latest[1].period:
             return None
-        pair = latest
-    (_, before_words, before, before_percent, before_raw), (_, after_words, after, after_percent, after_raw) = pair
-    if before_percent != after_percent:
+        before, after = latest
+    if before.percent != after.percent:
         return None
-    decimals = max(_decimals(before_raw), _decimals(after_raw))
-    difference = after - before
+    decimals = max(_decimals(before.raw), _decimals(after.raw))
+    difference = after.value - before.value
     # Years say it when they differ; a quarter against its fiscal year's end needs the dates.
-    before_year, after_year = pair[0][0][0], pair[1][0][0]
-    span = f"{before_year} to {after_year}" if before_year != after_year else f"{before_words} to {after_words}"
-    if before_percent:
+    if before.period[0] != after.period[0]:
+        span = f"{before.period[0]} to {after.period[0]}"
+    else:
+        span = f"{before.words} to {after.words}"
+    if before.percent:
         return f"{span}: {difference:+,.{max(decimals, 1)}f} points"
-    relative = f", {100 * difference / abs(before):+.1f}%" if before else ""
+    relative = f", {100 * difference / abs(before.value):+.1f}%" if before.value else ""
     return f"{span}: {difference:+,.{decimals}f}{relative}"

@@ -101,6 +101,27 @@ def content_years(question: str) -> list[str]:
     return [term for term in content_terms(question) if YEAR.fullmatch(term)]
 
 
+def _derived(sentence: ContextSentence, hit: Hit, asked_scale: float | None, change_years: list[str] | None) -> str:
+    """What follows by arithmetic from a quoted table row (``sentence`` of the hit's passage),
+    added outside the quote: its figures in the scale the question asks (``units``;
+    the table's scale is the last one stated above the row in its passage, else the head its
+    piece repeats, else its headings), and the change between the periods a question about a
+    change compares (``changes``). Empty for prose and when there is nothing to add."""
+    if TABLE_CELL_SEPARATOR not in sentence.text or (asked_scale is None and change_years is None):
+        return ""
+    row = display_text(sentence.text)
+    derived = ""
+    if asked_scale is not None:
+        stated = (units.stated_scale(hit.passage[: sentence.start]) or units.stated_scale(hit.table_head)
+                  or units.stated_scale("\n".join(hit.heading_path)))
+        restated = units.restated_row(row, stated, asked_scale)
+        derived += f" (in {units.scale_word(asked_scale)}: {restated})" if restated else ""
+    if change_years is not None:
+        change = changes.row_change(row, change_years)
+        derived += f" (change {change})" if change else ""
+    return derived
+
+
 def asked_part(question: str) -> str:
     """The sentences of ``question`` that ask (end in "?"), each without a lead-in that ends in a
     colon; the whole text when none asks.
@@ -311,31 +332,11 @@ class ExtractiveGenerator:
             sentence, marker = item.sentence, item.sentence.passage + 1
             separator = "" if index == 0 else " "
             # A document's own "[3]" references would read as citations of this answer.
-            parts.append(f"{separator}{display_text(strip_markers(sentence.text))} [{marker}]"
-                         f"{self._restated(sentence, context[sentence.passage], asked_scale)}"
-                         f"{self._change(sentence, change_years)}")
+            derived = _derived(sentence, context[sentence.passage], asked_scale, change_years)
+            parts.append(f"{separator}{display_text(strip_markers(sentence.text))} [{marker}]{derived}")
             citations.append(citation_for(context[sentence.passage], marker, sentence.start, sentence.end, item.score))
         answer = Answer(text="".join(parts), citations=citations, grounded=True, generator=self.name, notes=notes)
         return parts, answer
-
-    def _restated(self, sentence: ContextSentence, hit: Hit, asked_scale: float | None) -> str:
-        """A quoted row's figures in the scale the question asks, outside the quote (``units``):
-        the scale the table states is the last one stated above the row in its passage, else the
-        head its piece repeats, else its headings."""
-        if asked_scale is None or TABLE_CELL_SEPARATOR not in sentence.text:
-            return ""
-        stated = (units.stated_scale(hit.passage[: sentence.start]) or units.stated_scale(hit.table_head)
-                  or units.stated_scale("\n".join(hit.heading_path)))
-        restated = units.restated_row(display_text(sentence.text), stated, asked_scale)
-        return f" (in {units.scale_word(asked_scale)}: {restated})" if restated else ""
-
-    @staticmethod
-    def _change(sentence: ContextSentence, years: list[str] | None) -> str:
-        """A quoted row's change between the periods the question compares (``changes``)."""
-        if years is None or TABLE_CELL_SEPARATOR not in sentence.text:
-            return ""
-        change = changes.row_change(display_text(sentence.text), years)
-        return f" (change {change})" if change else ""
 
     def answer(self, question: str, passages: Sequence[Hit]) -> Answer:
         return self._parts(question, passages)[1]
